@@ -1,0 +1,156 @@
+// Spawn: the one place that starts processes (through zx), always from an argv array.
+import { Context, Effect, Layer, Scope } from "effect"
+import { $, type ProcessPromise } from "zx"
+import type { Readable } from "node:stream"
+import { CommandFailed, ToolMissing } from "./Errors.ts"
+import { debianPackageOf } from "./internal/tools.ts"
+
+/** How one process is started. */
+export interface RunOptions {
+  readonly cwd?: string
+  /** Merged over the caller's environment; `undefined` removes a variable. */
+  readonly env?: Readonly<Record<string, string | undefined>>
+  /** Start from an empty environment (then only `env` is passed). */
+  readonly cleanEnv?: boolean
+  readonly input?: string | Buffer | Readable
+  /** "inherit" hands the terminal to the process (attached runs). */
+  readonly stdio?: "pipe" | "inherit"
+  /** Exit codes that are not failures (default: only 0). */
+  readonly okExitCodes?: ReadonlyArray<number>
+}
+
+/** What a finished process left. */
+export interface ProcessResult {
+  readonly argv: ReadonlyArray<string>
+  readonly exitCode: number | null
+  readonly signal: string | null
+  readonly stdout: string
+  readonly stderr: string
+  readonly durationMs: number
+}
+
+/** A process started in the background; ended by its scope if still running. */
+export interface Running {
+  readonly argv: ReadonlyArray<string>
+  readonly pid: number
+  readonly stdout: Readable
+  readonly stderr: Readable
+  /** Completes when the process ends (never fails: inspect exitCode/signal). */
+  readonly exited: Effect.Effect<ProcessResult>
+  readonly kill: (signal?: NodeJS.Signals) => Effect.Effect<void>
+}
+
+/** Someone who wants to see every command (progress, tutorials, logs). */
+export type CommandObserver = (event: { readonly argv: ReadonlyArray<string>; readonly result?: ProcessResult }) => void
+
+export class Spawn extends Context.Tag("@syscontainers/core/Spawn")<Spawn, {
+  /** Runs argv to completion; fails with CommandFailed on a bad exit, ToolMissing on exit 127. */
+  readonly run: (argv: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<ProcessResult, CommandFailed | ToolMissing>
+  /** Starts argv in the background; the process is killed (SIGTERM, then SIGKILL) when the scope closes. */
+  readonly start: (argv: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<Running, ToolMissing, Scope.Scope>
+}>() {}
+
+const shellFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
+  const env: Record<string, string> = {}
+  const base = options.cleanEnv ? {} : process.env
+  for (const [k, v] of Object.entries({ ...base, ...options.env })) if (v !== undefined) env[k] = v
+  // `exec` replaces the shell zx needs with the tool itself, so pid and signals are the tool's
+  return $({
+    cwd: options.cwd ?? process.cwd(),
+    env,
+    quiet: true,
+    nothrow: true,
+    verbose: false,
+    prefix: "exec ",
+    ...(options.input !== undefined ? { input: options.input } : {}),
+    stdio: options.stdio === "inherit" ? "inherit" : ["pipe", "pipe", "pipe"],
+  })`${[...argv]}`
+}
+
+const toResult = (argv: ReadonlyArray<string>, out: { exitCode: number | null; signal: string | null; stdout: string; stderr: string; duration: number }): ProcessResult => ({
+  argv,
+  exitCode: out.exitCode,
+  signal: out.signal,
+  stdout: out.stdout,
+  stderr: out.stderr,
+  durationMs: out.duration,
+})
+
+const missing = (argv: ReadonlyArray<string>, r: ProcessResult) =>
+  r.exitCode === 127 && /not found|No such file/.test(r.stderr)
+    ? new ToolMissing({ tool: argv[0] ?? "", debianPackage: debianPackageOf(argv[0] ?? "") })
+    : undefined
+
+const awaitOutput = (argv: ReadonlyArray<string>, p: ProcessPromise) =>
+  Effect.promise(() => p.then((o) => o, (o) => o)).pipe(
+    Effect.map((o) => toResult(argv, { exitCode: o.exitCode, signal: o.signal, stdout: o.stdout ?? "", stderr: o.stderr ?? "", duration: o.duration ?? 0 })),
+  )
+
+/** Builds a Spawn that reports every command to `observe`. */
+export const makeSpawn = (observe?: CommandObserver) =>
+  Spawn.of({
+    run: (argv, options = {}) =>
+      Effect.suspend(() => {
+        observe?.({ argv })
+        return awaitOutput(argv, shellFor(argv, options))
+      }).pipe(
+        Effect.tap((result) => Effect.sync(() => observe?.({ argv, result }))),
+        Effect.flatMap((r): Effect.Effect<ProcessResult, CommandFailed | ToolMissing> => {
+          const notInstalled = missing(argv, r)
+          if (notInstalled) return Effect.fail(notInstalled)
+          const ok = r.signal === null && (options.okExitCodes ?? [0]).includes(r.exitCode ?? -1)
+          return ok
+            ? Effect.succeed(r)
+            : Effect.fail(new CommandFailed({ argv, exitCode: r.exitCode, signal: r.signal, stderrTail: r.stderr.slice(-4000) }))
+        }),
+      ),
+    start: (argv, options = {}) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          observe?.({ argv })
+          const p = shellFor(argv, options)
+          const exited = awaitOutput(argv, p)
+          const pid = p.pid ?? -1
+          const running: Running = {
+            argv,
+            pid,
+            stdout: p.stdout,
+            stderr: p.stderr,
+            exited,
+            kill: (signal = "SIGTERM") =>
+              Effect.sync(() => {
+                try {
+                  if (pid > 0) process.kill(pid, signal)
+                } catch {
+                  // already gone
+                }
+              }),
+          }
+          return running
+        }),
+        (running) =>
+          Effect.gen(function* () {
+            yield* running.kill("SIGTERM")
+            const done = yield* running.exited.pipe(Effect.timeout("5 seconds"), Effect.option)
+            if (done._tag === "None") {
+              yield* running.kill("SIGKILL")
+              yield* running.exited
+            }
+          }),
+      ).pipe(
+        Effect.flatMap((running) =>
+          // a tool that is not there ends at once with 127: report it as ToolMissing
+          running.exited.pipe(
+            Effect.timeout("50 millis"),
+            Effect.option,
+            Effect.flatMap((o) => {
+              const gone = o._tag === "Some" ? missing(argv, o.value) : undefined
+              return gone ? Effect.fail(gone) : Effect.succeed(running)
+            }),
+          ),
+        ),
+      ),
+  })
+
+/** The real process service. */
+export const SpawnLive = Layer.succeed(Spawn, makeSpawn())

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# setup: installs what `npm run demo` and `npm test` need, skipping what is already there.
+# System packages come from Debian (apt-get, as root); pnpm comes at the version pinned in
+# package.json's packageManager through corepack; the workspace from the committed lockfile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# tool on PATH -> Debian package that ships it
+declare -A wanted=(
+  [ostree]=ostree [skopeo]=skopeo [runc]=runc [crun]=crun [bwrap]=bubblewrap [umoci]=umoci
+  [docker-registry]=docker-registry [busybox]=busybox-static [redis-server]=redis-server
+  [redis-cli]=redis-tools [nginx]=nginx-light [etcd]=etcd-server [etcdctl]=etcd-client
+  [newuidmap]=uidmap [curl]=curl [ps]=procps [jq]=jq [unshare]=util-linux [tar]=tar
+  [systemd-analyze]=systemd [sha256sum]=coreutils [ip]=iproute2 [useradd]=passwd
+)
+missing=()
+for tool in "${!wanted[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${wanted[$tool]}")
+done
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if [[ $(id -u) == 0 ]]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    # services of these packages must not start here (nginx, redis, etcd): policy-rc.d says no
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.syscontainers
+    chmod +x /usr/sbin/policy-rc.d.syscontainers
+    [[ -e /usr/sbin/policy-rc.d ]] || ln -s policy-rc.d.syscontainers /usr/sbin/policy-rc.d
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# pnpm at the pinned version. corepack's signature check fails against this registry, so npm
+# installs it: globally as root, else npx runs it from npm's cache.
+pin=$(node -p 'require("./package.json").packageManager.split("@")[1]')
+if [[ $(COREPACK_ENABLE_STRICT=0 pnpm --version 2>/dev/null) != "$pin" && $(id -u) == 0 ]]; then
+  npm install -g --silent "pnpm@$pin" >/dev/null
+  hash -r
+fi
+pnpm() {
+  if [[ $(COREPACK_ENABLE_STRICT=0 command pnpm --version 2>/dev/null) == "$pin" ]]; then command pnpm "$@"
+  else npx --yes "pnpm@$pin" "$@"; fi
+}
+
+stamp=node_modules/.syscontainers-installed
+if [[ ! -f $stamp || pnpm-lock.yaml -nt $stamp || package.json -nt $stamp ]]; then
+  if [[ -f pnpm-lock.yaml ]]; then
+    pnpm install --frozen-lockfile --reporter=silent
+  else
+    pnpm install --reporter=silent
+  fi
+  touch "$stamp"
+fi
