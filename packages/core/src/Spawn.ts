@@ -13,8 +13,8 @@ export interface RunOptions {
   /** Start from an empty environment (then only `env` is passed). */
   readonly cleanEnv?: boolean
   readonly input?: string | Buffer | Readable
-  /** "inherit" hands the terminal to the process (attached runs). */
-  readonly stdio?: "pipe" | "inherit"
+  /** "inherit" hands the terminal to the process (attached runs); file descriptors send output to files. */
+  readonly stdio?: "pipe" | "inherit" | { readonly stdout: number; readonly stderr: number }
   /** Exit codes that are not failures (default: only 0). */
   readonly okExitCodes?: ReadonlyArray<number>
 }
@@ -63,7 +63,12 @@ const shellFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
     verbose: false,
     prefix: "exec ",
     ...(options.input !== undefined ? { input: options.input } : {}),
-    stdio: options.stdio === "inherit" ? "inherit" : ["pipe", "pipe", "pipe"],
+    stdio:
+      options.stdio === "inherit"
+        ? "inherit"
+        : typeof options.stdio === "object"
+          ? [options.input !== undefined ? "pipe" : "ignore", options.stdio.stdout, options.stdio.stderr]
+          : ["pipe", "pipe", "pipe"],
   })`${[...argv]}`
 }
 

@@ -1,0 +1,142 @@
+// Layers: an image's layers into BUNDLE/rootfs as hardlinks from ostree, bottom-up (union) or top-down (union-add).
+import { Effect } from "effect"
+import { chmod, chown, lchown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
+import { existsSync } from "node:fs"
+import path from "node:path"
+import * as Ostree from "./Ostree.ts"
+import { blobRef } from "./OstreeRefs.ts"
+import type { Image } from "./Images.ts"
+import { CommandFailed, HardlinkImpossible, InvalidInput } from "./Errors.ts"
+import { parseOstreeLs, planMerge } from "./internal/mergePlan.ts"
+import type { DeviceEntry } from "./internal/layerScan.ts"
+import { Spawn } from "./Spawn.ts"
+
+/** union: bottom-up, upper files overwrite; union-add: top-down, existing files stay. */
+export type LayerOrder = "union" | "union-add"
+
+/** A bundle directory: `manifest.json`, `rootfs/`, later `config.json`. */
+export interface Bundle {
+  readonly path: string
+  readonly rootfs: string
+  readonly image: Image
+  readonly link: "hardlink" | "copy"
+  readonly order: LayerOrder
+}
+
+/** Written beside rootfs: how it was made (RuntimeSpec refuses a writable root over hardlinks). */
+export interface CheckoutMarker {
+  readonly mode: "hardlink" | "copy"
+  readonly image: string
+  readonly digest: string
+  readonly order: LayerOrder
+}
+
+export const markerFile = ".syscontainers-checkout.json"
+
+/** What applyLayers takes. */
+export interface ApplyLayersOptions {
+  readonly image: Image
+  /** The bundle directory; created, must not hold a rootfs yet. */
+  readonly into: string
+  readonly order?: LayerOrder
+  /** hardlink (default) shares inodes with the store; copy makes a writable private tree. */
+  readonly link?: "hardlink" | "copy"
+}
+
+const isRoot = () => process.getuid?.() === 0
+
+const recreateDevice = (rootfs: string, d: DeviceEntry) =>
+  Effect.gen(function* () {
+    const target = path.join(rootfs, d.path)
+    if (isRoot()) {
+      const spawn = yield* Spawn
+      const kind = d.type === "fifo" ? ["p"] : [d.type === "char" ? "c" : "b", String(d.devmajor), String(d.devminor)]
+      yield* spawn.run(["mknod", "-m", (d.mode & 0o7777).toString(8), target, ...kind])
+      yield* Effect.promise(() => lchown(target, d.uid, d.gid))
+    } else if (d.type === "fifo") {
+      const spawn = yield* Spawn
+      yield* spawn.run(["mkfifo", "-m", (d.mode & 0o777).toString(8), target])
+    } else {
+      // a rootless user cannot mknod: an empty file marks the place, as rootless unpackers do
+      yield* Effect.promise(() => writeFile(target, "", { mode: d.mode & 0o777 }))
+    }
+  })
+
+const checkoutFailed = (repo: string, into: string) => (e: CommandFailed) =>
+  /cross-device|EXDEV|Invalid cross-device link|Unable to do hardlink/i.test(e.stderrTail)
+    ? new HardlinkImpossible({ repo, into, detail: e.stderrTail.trim().split("\n").pop() ?? "" })
+    : e
+
+/** Checks the image's layers out into `into/rootfs` and writes `into/manifest.json`. */
+export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLayersOptions) {
+  const order = o.order ?? "union"
+  const link = o.link ?? "hardlink"
+  const repo = o.image.repo
+  const into = path.resolve(o.into)
+  const rootfs = path.join(into, "rootfs")
+  if (existsSync(rootfs) && (yield* Effect.promise(() => readdir(rootfs))).length > 0)
+    return yield* Effect.fail(new InvalidInput({ input: rootfs, reason: "already holds a rootfs", fix: "remove the bundle first or check out into a new directory" }))
+  const bundleExisted = existsSync(into)
+
+  const work = yield* Effect.gen(function* () {
+    yield* Effect.promise(() => mkdir(rootfs, { recursive: true }))
+    yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
+
+    // plan the merged tree from what each layer commit holds (whiteout files included)
+    const layers = yield* Effect.forEach(
+      o.image.manifest.layers,
+      (l) =>
+        Effect.gen(function* () {
+          const listing = yield* Ostree.listRecursive(repo, blobRef(l.digest))
+          const devices = yield* Ostree.metadata(repo, blobRef(l.digest), "syscontainers.devices")
+          return { digest: l.digest, entries: parseOstreeLs(listing), devices: devices ? (JSON.parse(devices) as DeviceEntry[]) : [] }
+        }),
+      { concurrency: 4 },
+    )
+    const plan = yield* planMerge(layers)
+
+    const skipDir = yield* Effect.promise(() => mkdtemp(path.join(repo.path, "tmp", "syscontainers-skip-")))
+    yield* Effect.gen(function* () {
+      const steps = plan.layers.map((layer, i) => ({ layer, i }))
+      const ordered = order === "union" ? steps : [...steps].reverse()
+      for (const { layer, i } of ordered) {
+        const skipList = path.join(skipDir, `${i}.skip`)
+        yield* Effect.promise(() => writeFile(skipList, layer.skip.map((p) => `${p}\n`).join("")))
+        yield* Ostree.checkout(repo, { ref: blobRef(layer.digest), into: rootfs, union: order, skipList, link }).pipe(
+          Effect.mapError((e) => (e._tag === "CommandFailed" ? checkoutFailed(repo.path, into)(e) : e)),
+        )
+      }
+    }).pipe(Effect.ensuring(Effect.promise(() => rm(skipDir, { recursive: true, force: true }))))
+
+    // a directory in several layers keeps the metadata of the first checkout: set the final one
+    for (const d of plan.directories) {
+      const target = path.join(rootfs, d.path)
+      yield* Effect.promise(() => chmod(target, d.mode & 0o7777))
+      if (isRoot() && repo.mode === "bare") yield* Effect.promise(() => chown(target, d.uid, d.gid))
+    }
+    for (const d of plan.devices) yield* recreateDevice(rootfs, d)
+
+    const marker: CheckoutMarker = { mode: link, image: o.image.name, digest: o.image.digest, order }
+    yield* Effect.promise(() => writeFile(path.join(into, markerFile), JSON.stringify(marker, null, 2) + "\n"))
+    return { path: into, rootfs, image: o.image, link, order } satisfies Bundle
+  }).pipe(
+    // a failed checkout leaves no half-made bundle behind
+    Effect.onExit((exit) =>
+      exit._tag === "Failure"
+        ? Effect.promise(() => (bundleExisted ? rm(rootfs, { recursive: true, force: true }) : rm(into, { recursive: true, force: true })))
+        : Effect.void,
+    ),
+  )
+  return work
+})
+
+/** Reads a bundle's checkout marker, if it was made by applyLayers. */
+export const readMarker = (bundle: string): Effect.Effect<CheckoutMarker | undefined> =>
+  Effect.promise(async () => {
+    try {
+      return JSON.parse(await readFile(path.join(bundle, markerFile), "utf8")) as CheckoutMarker
+    } catch {
+      return undefined
+    }
+  })
+

@@ -1,0 +1,178 @@
+// Ostree: the content-addressed store, driven through the `ostree` command line.
+import { Effect } from "effect"
+import { existsSync, readFileSync } from "node:fs"
+import path from "node:path"
+import { Spawn } from "./Spawn.ts"
+import { CommandFailed, InvalidInput, RepoMismatch, ToolMissing } from "./Errors.ts"
+import { parseGVariantString } from "./internal/gvariant.ts"
+
+/** The repo modes we use: bare-user for rootless, bare as root. */
+export type RepoMode = "bare-user" | "bare"
+
+/** An opened ostree repository. */
+export interface Repo {
+  readonly path: string
+  readonly mode: RepoMode
+}
+
+// non-ASCII names in layers need a UTF-8 locale; C.UTF-8 exists on every Debian
+const env = { LC_ALL: "C.UTF-8" }
+
+const ostree = (repo: Repo | string, args: ReadonlyArray<string>, input?: string) =>
+  Effect.flatMap(Spawn, (spawn) =>
+    spawn.run(["ostree", ...args, `--repo=${typeof repo === "string" ? repo : repo.path}`], { env, ...(input !== undefined ? { input } : {}) }),
+  )
+
+const modeOf = (repoPath: string): string | undefined => {
+  const config = path.join(repoPath, "config")
+  if (!existsSync(config)) return undefined
+  return /^mode=(.*)$/m.exec(readFileSync(config, "utf8"))?.[1]?.trim()
+}
+
+/** Creates the repo at `path`, or opens it when it exists in that mode. */
+export const init = Effect.fn("Ostree.init")(function* (o: { readonly path: string; readonly mode?: RepoMode }) {
+  const mode = o.mode ?? "bare-user"
+  const repoPath = path.resolve(o.path)
+  const found = modeOf(repoPath)
+  if (found !== undefined) {
+    if (found !== mode) return yield* Effect.fail(new RepoMismatch({ path: repoPath, found, wanted: mode }))
+    return { path: repoPath, mode } satisfies Repo
+  }
+  if (existsSync(repoPath) && !existsSync(path.join(repoPath, "config"))) {
+    const { readdirSync } = yield* Effect.promise(() => import("node:fs"))
+    if (readdirSync(repoPath).length > 0)
+      return yield* Effect.fail(new InvalidInput({ input: repoPath, reason: "exists and is not an ostree repo", fix: "choose an empty or new directory for the repo" }))
+  }
+  yield* ostree(repoPath, ["init", `--mode=${mode}`])
+  return { path: repoPath, mode } satisfies Repo
+})
+
+/** Opens an existing repo, whatever its mode. */
+export const open = Effect.fn("Ostree.open")(function* (repoPath: string) {
+  const abs = path.resolve(repoPath)
+  const mode = modeOf(abs)
+  if (mode !== "bare-user" && mode !== "bare")
+    return yield* Effect.fail(new InvalidInput({ input: abs, reason: mode ? `repo mode ${mode} is not supported` : "not an ostree repo", fix: "create one with 'ostree init --mode=bare-user' or let syscontainers pull create it" }))
+  return { path: abs, mode } satisfies Repo
+})
+
+/** What to commit: a tar file (gzip is fine), a directory, or an existing commit. */
+export type Tree = { readonly tar: string } | { readonly dir: string }
+
+/** Commits a tree with string metadata; writes `branch` unless `orphan`. Returns the checksum. */
+export const commit = Effect.fn("Ostree.commit")(function* (
+  repo: Repo,
+  o: { readonly branch?: string; readonly tree: Tree; readonly metadata?: Readonly<Record<string, string>>; readonly subject?: string },
+) {
+  const tree = "tar" in o.tree ? `--tree=tar=${o.tree.tar}` : `--tree=dir=${o.tree.dir}`
+  const args = [
+    "commit",
+    o.branch ? `--branch=${o.branch}` : "--orphan",
+    tree,
+    "--no-xattrs",
+    // durability comes from writing the image ref last: a crash loses a pull, not the repo
+    "--fsync=false",
+    "--timestamp=1970-01-01T00:00:00Z",
+    `--subject=${o.subject ?? o.branch ?? "syscontainers"}`,
+    ...Object.entries(o.metadata ?? {}).map(([k, v]) => `--add-metadata-string=${k}=${v}`),
+  ]
+  const r = yield* ostree(repo, args)
+  return r.stdout.trim()
+})
+
+/** Points `ref` at `checksum` (the atomic last step of a pull). */
+export const setRef = Effect.fn("Ostree.setRef")(function* (repo: Repo, ref: string, checksum: string) {
+  yield* ostree(repo, ["refs", "--force", `--create=${ref}`, checksum])
+})
+
+/** All refs in the repo. */
+export const refs = Effect.fn("Ostree.refs")(function* (repo: Repo) {
+  const r = yield* ostree(repo, ["refs"])
+  return r.stdout.split("\n").filter((l) => l.length > 0)
+})
+
+/** Deletes refs (objects go at the next prune). */
+export const deleteRefs = Effect.fn("Ostree.deleteRefs")(function* (repo: Repo, names: ReadonlyArray<string>) {
+  if (names.length > 0) yield* ostree(repo, ["refs", "--delete", ...names])
+})
+
+/** Removes objects no ref reaches. */
+export const prune = Effect.fn("Ostree.prune")(function* (repo: Repo) {
+  yield* ostree(repo, ["prune", "--refs-only"])
+})
+
+/** The commit checksum a ref points to, or undefined when there is no such ref. */
+export const resolve = Effect.fn("Ostree.resolve")(function* (repo: Repo, ref: string) {
+  const r = yield* ostree(repo, ["rev-parse", ref]).pipe(
+    Effect.catchTag("CommandFailed", () => Effect.succeed(undefined)),
+  )
+  return r?.stdout.trim()
+})
+
+/** One string metadata value of a commit, or undefined when the key is absent. */
+export const metadata = Effect.fn("Ostree.metadata")(function* (repo: Repo, ref: string, key: string) {
+  const r = yield* ostree(repo, ["show", `--print-metadata-key=${key}`, ref]).pipe(
+    Effect.catchTag("CommandFailed", (e) =>
+      /No such metadata key/.test(e.stderrTail) ? Effect.succeed(undefined) : Effect.fail(e),
+    ),
+  )
+  return r === undefined ? undefined : parseGVariantString(r.stdout)
+})
+
+/** The content of one file in a commit. */
+export const cat = Effect.fn("Ostree.cat")(function* (repo: Repo, ref: string, file: string) {
+  const r = yield* ostree(repo, ["cat", ref, file])
+  return r.stdout
+})
+
+/** `ostree ls -R` of a commit, raw. */
+export const listRecursive = Effect.fn("Ostree.listRecursive")(function* (repo: Repo, ref: string) {
+  const r = yield* ostree(repo, ["ls", "-R", ref])
+  return r.stdout
+})
+
+/** How one checkout lays a commit over what is already in the destination. */
+export interface CheckoutOptions {
+  readonly ref: string
+  readonly into: string
+  readonly union?: "union" | "union-add"
+  readonly skipList?: string
+  readonly whiteouts?: boolean
+  /** hardlink (fail if impossible) or copy. */
+  readonly link: "hardlink" | "copy"
+  readonly subpath?: string
+}
+
+const checkoutArgs = (repo: Repo, o: CheckoutOptions): string[] => [
+  ...(repo.mode === "bare-user" ? ["-U"] : []),
+  ...(o.union ? [`--${o.union}`] : []),
+  ...(o.whiteouts ? ["--whiteouts"] : []),
+  ...(o.skipList ? [`--skip-list=${o.skipList}`] : []),
+  ...(o.subpath ? [`--subpath=${o.subpath}`] : []),
+  o.link === "hardlink" ? "--require-hardlinks" : "--force-copy",
+  "--fsync=false",
+  o.ref,
+  o.into,
+]
+
+/** Checks out one commit. */
+export const checkout = Effect.fn("Ostree.checkout")(function* (repo: Repo, o: CheckoutOptions) {
+  yield* ostree(repo, ["checkout", ...checkoutArgs(repo, o)])
+})
+
+/** Many checkouts in one ostree process (`--from-stdin`), in order: saves a process start per layer. */
+export const checkoutMany = Effect.fn("Ostree.checkoutMany")(function* (repo: Repo, list: ReadonlyArray<CheckoutOptions>) {
+  if (list.length === 0) return
+  if (list.length === 1) return yield* checkout(repo, list[0]!)
+  // each line is parsed like a command line by ostree (g_shell_parse_argv): quote every word
+  const quote = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`
+  const lines = list.map((o) => checkoutArgs(repo, o).map(quote).join(" ")).join("\n") + "\n"
+  yield* ostree(repo, ["checkout", "--from-stdin"], lines)
+})
+
+/** `ostree fsck`: verifies every object. */
+export const fsck = Effect.fn("Ostree.fsck")(function* (repo: Repo) {
+  return yield* ostree(repo, ["fsck"])
+})
+
+export type { CommandFailed, ToolMissing }

@@ -1,0 +1,198 @@
+// Pull: any skopeo source into the ostree repo, laid out like containers/image's old ostree transport.
+import { Effect } from "effect"
+import { createHash, randomBytes } from "node:crypto"
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises"
+import path from "node:path"
+import * as Ostree from "./Ostree.ts"
+import type { Repo } from "./Ostree.ts"
+import * as Skopeo from "./Skopeo.ts"
+import { blobRef, checkImageName, imageRef, isDigest, withTag } from "./OstreeRefs.ts"
+import { parseSource } from "./ImageRef.ts"
+import { DigestMismatch, InvalidInput } from "./Errors.ts"
+import type { Descriptor, ImageConfigBlob, ImageManifest } from "./ImageConfig.ts"
+import * as Images from "./Images.ts"
+import type { Image } from "./Images.ts"
+import { scanLayer, writeSanitizedTar } from "./internal/layerScan.ts"
+
+/** What a pull reports while it runs. */
+export type PullEvent =
+  | { readonly kind: "fetch"; readonly source: string }
+  | { readonly kind: "fetched"; readonly layers: number; readonly bytes: number }
+  | { readonly kind: "layer"; readonly digest: string; readonly size: number; readonly state: "reused" | "imported"; readonly done: number; readonly total: number }
+  | { readonly kind: "unchanged"; readonly digest: string }
+  | { readonly kind: "done"; readonly image: string; readonly digest: string }
+
+/** What `pull` takes. */
+export interface PullOptions {
+  readonly from: string
+  /** Name in the repo (`redis` → `ociimage/redis_3Alatest`); defaults to the source's short name. */
+  readonly name?: string
+  readonly repo: Repo
+  readonly registriesConf?: string
+  /** Layers imported at once. */
+  readonly concurrency?: number
+  /** Re-import even when the repo already holds the source's manifest. */
+  readonly force?: boolean
+  readonly onProgress?: (e: PullEvent) => void
+}
+
+/** What a pull did, for reports and benchmarks. */
+export interface PullResult {
+  readonly image: Image
+  readonly skipped: boolean
+  readonly layersImported: number
+  readonly layersReused: number
+  readonly bytesImported: number
+  readonly bytesReused: number
+}
+
+const sha256 = (data: Buffer | string) => `sha256:${createHash("sha256").update(data).digest("hex")}`
+
+const blobPath = (layout: string, digest: string) => path.join(layout, "blobs", "sha256", digest.slice("sha256:".length))
+
+const checkDescriptor = (image: string, d: Descriptor) =>
+  isDigest(d.digest)
+    ? Effect.void
+    : Effect.fail(new InvalidInput({ input: d.digest, reason: `${image} names a blob with an unsupported digest`, fix: "only sha256 digests are supported" }))
+
+/** Reads a blob of the layout and checks it hashes to its digest. */
+const readVerified = (image: string, layout: string, d: Descriptor) =>
+  Effect.gen(function* () {
+    const data = yield* Effect.promise(() => readFile(blobPath(layout, d.digest)))
+    const actual = sha256(data)
+    if (actual !== d.digest) return yield* Effect.fail(new DigestMismatch({ image, expected: d.digest, actual }))
+    return data
+  })
+
+const layerKeys = ["docker.size", "docker.uncompressed_size", "docker.uncompressed_digest"] as const
+
+/** A layer counts as present only when its ref carries all three keys (the transport's rule). */
+const layerPresent = (repo: Repo, digest: string, existing: ReadonlySet<string>) =>
+  existing.has(blobRef(digest))
+    ? Effect.forEach(layerKeys, (k) => Ostree.metadata(repo, blobRef(digest), k)).pipe(Effect.map((vs) => vs.every((v) => v !== undefined)))
+    : Effect.succeed(false)
+
+/** Pulls `from` into the repo. Layers and the config are committed first, the image ref last. */
+export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
+  const source = parseSource(o.from)
+  if ("_tag" in source) return yield* Effect.fail(source)
+  const name = withTag(o.name ?? source.defaultName)
+  const bad = checkImageName(name)
+  if (bad) return yield* Effect.fail(bad)
+  const repo = o.repo
+  const ref = imageRef(name)
+  const report = o.onProgress ?? (() => {})
+
+  // one manifest fetch decides whether anything needs doing
+  const sourceManifest = yield* Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {})
+  const sourceDigest = sha256(sourceManifest)
+  if (!o.force) {
+    const had = yield* Ostree.metadata(repo, ref, "syscontainers.source-digest").pipe(Effect.catchAll(() => Effect.succeed(undefined)))
+    if (had === sourceDigest) {
+      const image = yield* Images.get(repo, name)
+      report({ kind: "unchanged", digest: image.digest })
+      const bytes = image.manifest.layers.reduce((n, l) => n + l.size, 0)
+      return { image, skipped: true, layersImported: 0, layersReused: image.manifest.layers.length, bytesImported: 0, bytesReused: bytes } satisfies PullResult
+    }
+  }
+
+  const created: string[] = []
+  const work = path.join(repo.path, "tmp", `syscontainers-pull-${randomBytes(6).toString("hex")}`)
+  const result = yield* Effect.gen(function* () {
+    const layout = path.join(work, "layout")
+    yield* Effect.promise(() => mkdir(work, { recursive: true }))
+    report({ kind: "fetch", source: source.reference })
+    yield* Skopeo.copyToLayout(source, { layout, tag: "image", ...(o.registriesConf ? { registriesConf: o.registriesConf } : {}) })
+
+    const index = JSON.parse(yield* Effect.promise(() => readFile(path.join(layout, "index.json"), "utf8"))) as { manifests: Descriptor[] }
+    const manifestDesc = index.manifests[0]!
+    yield* checkDescriptor(name, manifestDesc)
+    const manifestBytes = yield* readVerified(name, layout, manifestDesc)
+    const manifest = JSON.parse(manifestBytes.toString("utf8")) as ImageManifest
+    for (const d of [manifest.config, ...manifest.layers]) yield* checkDescriptor(name, d)
+    const configBytes = yield* readVerified(name, layout, manifest.config)
+    const config = JSON.parse(configBytes.toString("utf8")) as ImageConfigBlob
+    report({ kind: "fetched", layers: manifest.layers.length, bytes: manifest.layers.reduce((n, l) => n + l.size, 0) })
+
+    const existing = new Set(yield* Ostree.refs(repo))
+    let done = 0
+    const outcomes = yield* Effect.forEach(
+      manifest.layers,
+      (layer, i) =>
+        Effect.gen(function* () {
+          const present = yield* layerPresent(repo, layer.digest, existing)
+          if (!present) {
+            const scan = yield* scanLayer({ path: blobPath(layout, layer.digest), digest: layer.digest, mediaType: layer.mediaType })
+            const expectedDiffId = config.rootfs?.diff_ids?.[i]
+            if (expectedDiffId && expectedDiffId !== scan.diffId)
+              return yield* Effect.fail(new DigestMismatch({ image: `${name} layer ${layer.digest} (uncompressed)`, expected: expectedDiffId, actual: scan.diffId }))
+            let tar = blobPath(layout, layer.digest)
+            if (scan.needsRewrite) {
+              tar = path.join(work, `${layer.digest.slice(7)}.tar`)
+              yield* writeSanitizedTar({ path: blobPath(layout, layer.digest), to: tar, drop: (e) => e.type === "char" || e.type === "block" || e.type === "fifo" || e.type === "other" })
+            }
+            const metadata: Record<string, string> = {
+              "docker.size": String(layer.size),
+              "docker.uncompressed_size": String(scan.uncompressedSize),
+              "docker.uncompressed_digest": scan.diffId,
+            }
+            if (scan.devices.length > 0) metadata["syscontainers.devices"] = JSON.stringify(scan.devices)
+            created.push(blobRef(layer.digest))
+            yield* Ostree.commit(repo, { branch: blobRef(layer.digest), tree: { tar }, metadata, subject: layer.digest })
+          }
+          done += 1
+          report({ kind: "layer", digest: layer.digest, size: layer.size, state: present ? "reused" : "imported", done, total: manifest.layers.length })
+          return { present, size: layer.size }
+        }),
+      { concurrency: o.concurrency ?? 2 },
+    )
+
+    // the config blob as one file /content, like the transport
+    if (!existing.has(blobRef(manifest.config.digest))) {
+      const dir = path.join(work, "config")
+      yield* Effect.promise(() => mkdir(dir, { recursive: true }).then(() => writeFile(path.join(dir, "content"), configBytes)))
+      created.push(blobRef(manifest.config.digest))
+      yield* Ostree.commit(repo, { branch: blobRef(manifest.config.digest), tree: { dir }, metadata: { "docker.size": String(manifest.config.size) } })
+    }
+
+    // the named image last: until this ref exists, the image does not
+    const mdir = path.join(work, "manifest")
+    yield* Effect.promise(() => mkdir(mdir, { recursive: true }).then(() => writeFile(path.join(mdir, "manifest.json"), manifestBytes)))
+    yield* Ostree.commit(repo, {
+      branch: ref,
+      tree: { dir: mdir },
+      metadata: {
+        "docker.manifest": manifestBytes.toString("utf8"),
+        "docker.digest": manifestDesc.digest,
+        "docker.size": String(manifestBytes.length),
+        signatures: "0",
+        "syscontainers.source": source.reference,
+        "syscontainers.source-digest": sourceDigest,
+      },
+    })
+    report({ kind: "done", image: name, digest: manifestDesc.digest })
+    const imported = outcomes.filter((x) => !x.present)
+    const reused = outcomes.filter((x) => x.present)
+    const image: Image = { repo, name, ref, digest: manifestDesc.digest, manifest, config }
+    return {
+      image,
+      skipped: false,
+      layersImported: imported.length,
+      layersReused: reused.length,
+      bytesImported: imported.reduce((n, x) => n + x.size, 0),
+      bytesReused: reused.reduce((n, x) => n + x.size, 0),
+    } satisfies PullResult
+  }).pipe(
+    // a failed or interrupted pull takes back the refs it wrote, so nothing half-made stays named
+    Effect.onExit((exit) =>
+      exit._tag === "Failure" && created.length > 0
+        ? Ostree.refs(repo).pipe(
+            Effect.flatMap((now) => Ostree.deleteRefs(repo, created.filter((r) => now.includes(r)))),
+            Effect.ignore,
+          )
+        : Effect.void,
+    ),
+    Effect.ensuring(Effect.promise(() => rm(work, { recursive: true, force: true }))),
+  )
+  return result
+})
