@@ -97,7 +97,19 @@ export const makeSpawn = (observe?: CommandObserver) =>
     run: (argv, options = {}) =>
       Effect.suspend(() => {
         observe?.({ argv })
-        return awaitOutput(argv, shellFor(argv, options))
+        const p = shellFor(argv, options)
+        // interrupted (Ctrl-C, a sibling failed): the process must not outlive the effect
+        return awaitOutput(argv, p).pipe(
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              try {
+                if (p.pid) process.kill(p.pid, "SIGTERM")
+              } catch {
+                // already gone
+              }
+            }),
+          ),
+        )
       }).pipe(
         Effect.tap((result) => Effect.sync(() => observe?.({ argv, result }))),
         Effect.flatMap((r): Effect.Effect<ProcessResult, CommandFailed | ToolMissing> => {

@@ -1,0 +1,86 @@
+// Containers: run a bundle under a chosen runtime, and find, signal and remove containers by name.
+import { Effect, Exit } from "effect"
+import path from "node:path"
+import type { ContainerState, RuntimeName } from "./ContainerRuntime.ts"
+import { ContainerNotFound } from "./Errors.ts"
+import { allRuntimes, runtime } from "./Runtimes.ts"
+
+/** A running (or created) container: what exec, kill and delete take. */
+export interface Container {
+  readonly name: string
+  readonly runtime: RuntimeName
+  readonly bundle: string
+  readonly pid: number
+}
+
+/** What `run` takes. */
+export interface RunOptions {
+  /** A bundle directory (or a Bundle handle's path) with config.json. */
+  readonly bundle: string
+  readonly name: string
+  readonly runtime?: RuntimeName
+  readonly detach?: boolean
+  readonly log?: (line: string) => void
+}
+
+const logOf = (o: RunOptions) => (o.log ? { log: o.log } : {})
+
+/**
+ * Starts a detached container. Inside a Scope: if the scope ends by failure or interruption
+ * (Ctrl-C, a later step failing) the container is killed and deleted; on success it keeps running.
+ */
+export const start = Effect.fn("Containers.start")(function* (o: RunOptions) {
+  const rt = yield* runtime(o.runtime ?? "runc", logOf(o))
+  const bundle = path.resolve(o.bundle)
+  return yield* Effect.acquireRelease(
+    rt.runDetached({ bundle, name: o.name }).pipe(
+      Effect.map((s): Container => ({ name: o.name, runtime: rt.name, bundle, pid: s.pid })),
+    ),
+    (c, exit) => (Exit.isFailure(exit) ? rt.delete(c.name, { force: true }).pipe(Effect.ignore) : Effect.void),
+  )
+})
+
+/** Runs attached like `runc run`: the terminal is the container's; resolves with its exit code. */
+export const runAttached = Effect.fn("Containers.runAttached")(function* (o: RunOptions) {
+  const rt = yield* runtime(o.runtime ?? "runc", logOf(o))
+  const bundle = path.resolve(o.bundle)
+  const code = yield* rt.runAttached({ bundle, name: o.name })
+  // an attached run's container is gone when it exits; remove the state runc keeps
+  yield* rt.delete(o.name, { force: true }).pipe(Effect.ignore)
+  return code
+})
+
+/** Every container of every runtime. */
+export const list = Effect.fn("Containers.list")(function* () {
+  const runtimes = yield* allRuntimes
+  const lists = yield* Effect.forEach(runtimes, (rt) => rt.list().pipe(Effect.orElseSucceed((): ReadonlyArray<ContainerState> => [])))
+  return lists.flat()
+})
+
+/** The runtime that holds container `name`. */
+export const find = Effect.fn("Containers.find")(function* (name: string) {
+  const runtimes = yield* allRuntimes
+  for (const rt of runtimes) {
+    const found = yield* rt.state(name).pipe(Effect.option)
+    if (found._tag === "Some") return { runtime: rt, state: found.value }
+  }
+  return yield* Effect.fail(new ContainerNotFound({ name }))
+})
+
+/** Runs argv in container `name`. */
+export const exec = Effect.fn("Containers.exec")(function* (name: string, argv: ReadonlyArray<string>) {
+  const { runtime: rt } = yield* find(name)
+  return yield* rt.exec(name, argv)
+})
+
+/** Sends a signal (name or number) to container `name`. */
+export const kill = Effect.fn("Containers.kill")(function* (name: string, signal = "TERM") {
+  const { runtime: rt } = yield* find(name)
+  yield* rt.kill(name, signal)
+})
+
+/** Removes container `name`; `force` kills it first. */
+export const remove = Effect.fn("Containers.remove")(function* (name: string, options: { readonly force?: boolean } = {}) {
+  const { runtime: rt } = yield* find(name)
+  yield* rt.delete(name, options)
+})

@@ -1,0 +1,162 @@
+// Command: the command line every recipe file gets (--plan, --dry-run, --tutorial, --json, ...).
+import { Cause, Effect, Exit, Fiber, Option } from "effect"
+import { parseArgs } from "node:util"
+import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import path from "node:path"
+import { fileURLToPath } from "node:url"
+import { SpawnLive } from "@syscontainers/core/Spawn"
+import type { Recipe } from "./Recipe.ts"
+import type { OptionSpecs, OptionValues } from "./Options.ts"
+import { describeOptions } from "./Options.ts"
+import { runRecipe } from "./Runner.ts"
+import type { RunnerEvent } from "./Runner.ts"
+import { humanReporter, jsonReporter, tutorialCollector } from "./Reporters.ts"
+import { quote } from "./Shell.ts"
+
+/** True when the module at `url` is the file node was asked to run. */
+export const isMain = (url: string): boolean => process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(url)
+
+/** What a recipe file's command line asked for. */
+export interface Invocation<Opts> {
+  readonly mode: "run" | "plan" | "dry-run" | "help"
+  readonly options: Opts
+  readonly workdir: string
+  readonly fresh: boolean
+  readonly json: boolean
+  readonly tutorial?: string
+}
+
+class UsageError extends Error {}
+
+/** Parses argv against the standard flags and the recipe's own options. */
+export const parseInvocation = <S extends OptionSpecs>(recipe: Recipe<S, unknown>, argv: ReadonlyArray<string>): Invocation<OptionValues<S>> => {
+  const own = Object.fromEntries(Object.entries(recipe.optionSpecs).map(([k, s]) => [k, { type: s.type === "boolean" ? ("boolean" as const) : ("string" as const) }]))
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      ...own,
+      plan: { type: "boolean" },
+      "dry-run": { type: "boolean" },
+      tutorial: { type: "string" },
+      json: { type: "boolean" },
+      workdir: { type: "string" },
+      fresh: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  })
+  const options: Record<string, unknown> = {}
+  for (const [k, s] of Object.entries(recipe.optionSpecs)) {
+    const raw = (values as Record<string, string | boolean | undefined>)[k]
+    if (raw === undefined) options[k] = s.default
+    else if (s.type === "number") {
+      const n = Number(raw)
+      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${k} takes a whole number, not ${JSON.stringify(raw)}`)
+      options[k] = n
+    } else if (s.type === "string" && s.choices && !s.choices.includes(String(raw))) throw new UsageError(`--${k} takes ${s.choices.join(" or ")}, not ${JSON.stringify(raw)}`)
+    else options[k] = raw
+  }
+  const modes = [values.plan && "plan", values["dry-run"] && "dry-run", values.help && "help"].filter(Boolean) as Array<"plan" | "dry-run" | "help">
+  if (modes.length > 1) throw new UsageError(`--${modes.join(" and --")} exclude each other`)
+  return {
+    mode: modes[0] ?? "run",
+    options: options as OptionValues<S>,
+    workdir: path.resolve(typeof values.workdir === "string" ? values.workdir : path.join("work", recipe.name)),
+    fresh: values.fresh === true,
+    json: values.json === true,
+    ...(typeof values.tutorial === "string" ? { tutorial: path.resolve(values.tutorial) } : {}),
+  }
+}
+
+/** `--help`. */
+export const helpText = <S extends OptionSpecs>(recipe: Recipe<S, unknown>, program: string): string =>
+  [
+    `usage: ${program} [options]`,
+    "",
+    recipe.description,
+    "",
+    "steps:",
+    ...recipe.steps.map((s, i) => `  ${i + 1}. ${s.id}`),
+    "",
+    "recipe options:",
+    ...describeOptions(recipe.optionSpecs),
+    "",
+    "common options:",
+    "  --plan                         show the steps and what each will do; run nothing",
+    "  --dry-run                      print the equivalent bash script; run nothing, create nothing",
+    "  --tutorial FILE.md             run for real and write the walkthrough to FILE.md",
+    "  --json                         one JSON event per line on stdout instead of the human view",
+    "  --workdir DIR                  where the repo and bundles go (default ./work/<recipe>)",
+    "  --fresh                        redo everything: remove the workdir's previous state first",
+    "  -h, --help                     this text",
+  ].join("\n")
+
+/** The plan as text. */
+export const planText = <S extends OptionSpecs>(recipe: Recipe<S, unknown>, inv: Invocation<OptionValues<S>>): string =>
+  recipe
+    .plan({ options: inv.options, workdir: inv.workdir })
+    .map((s, i) => [`${i + 1}. ${s.title}`, ...s.explain.split("\n").map((l) => `   ${l}`), ...s.shell.map((l) => `   $ ${l}`)].join("\n"))
+    .join("\n\n")
+
+/** The dry-run script: the same job in bash, from an empty workdir. */
+export const dryRunScript = <S extends OptionSpecs>(recipe: Recipe<S, unknown>, inv: Invocation<OptionValues<S>>, preamble: ReadonlyArray<string> = []): string => {
+  const plan = recipe.plan({ options: inv.options, workdir: inv.workdir })
+  return [
+    "#!/usr/bin/env bash",
+    `# ${recipe.name}: ${recipe.description.split("\n")[0]}`,
+    "# Generated by --dry-run: the commands the recipe runs, in order.",
+    "set -euo pipefail",
+    ...preamble,
+    `mkdir -p ${quote(inv.workdir)}`,
+    `cd ${quote(inv.workdir)}`,
+    ...plan.flatMap((s, i) => ["", `# ${i + 1}. ${s.title}`, ...s.shell]),
+    "",
+  ].join("\n")
+}
+
+/** Runs a recipe file's command line; resolves with the exit code. */
+export const runCommand = async <S extends OptionSpecs>(
+  recipe: Recipe<S, unknown>,
+  argv: ReadonlyArray<string> = process.argv.slice(2),
+  extra: { readonly program?: string; readonly dryRunPreamble?: ReadonlyArray<string>; readonly intro?: string } = {},
+): Promise<number> => {
+  const program = extra.program ?? `tsx ${path.relative(process.cwd(), process.argv[1] ?? recipe.name)}`
+  let inv: Invocation<OptionValues<S>>
+  try {
+    inv = parseInvocation(recipe, argv)
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n\n${helpText(recipe, program)}\n`)
+    return 2
+  }
+  if (inv.mode === "help") return process.stdout.write(`${helpText(recipe, program)}\n`), 0
+  if (inv.mode === "plan") return process.stdout.write(`${planText(recipe, inv)}\n`), 0
+  if (inv.mode === "dry-run") return process.stdout.write(dryRunScript(recipe, inv, extra.dryRunPreamble)), 0
+
+  if (inv.fresh) rmSync(inv.workdir, { recursive: true, force: true })
+  mkdirSync(inv.workdir, { recursive: true })
+  const tutorial = inv.tutorial ? tutorialCollector() : undefined
+  const show = inv.json ? jsonReporter() : humanReporter()
+  const onEvent = (e: RunnerEvent) => {
+    show(e)
+    tutorial?.onEvent(e)
+  }
+  const fiber = Effect.runFork(runRecipe(recipe, { options: inv.options, workdir: inv.workdir, fresh: inv.fresh, onEvent }).pipe(Effect.provide(SpawnLive)))
+  // Ctrl-C interrupts the recipe: the scope's finalizers stop containers and remove half-made bundles
+  const interrupt = () => void Effect.runFork(Fiber.interrupt(fiber))
+  process.once("SIGINT", interrupt)
+  process.once("SIGTERM", interrupt)
+  const exit = await Effect.runPromise(Fiber.await(fiber))
+  process.off("SIGINT", interrupt)
+  process.off("SIGTERM", interrupt)
+  if (tutorial && inv.tutorial) {
+    mkdirSync(path.dirname(inv.tutorial), { recursive: true })
+    writeFileSync(inv.tutorial, tutorial.render({ title: recipe.name === "redis" ? "Redis as a daemonless container" : recipe.name, intro: extra.intro ?? recipe.description, command: `${program} --tutorial ${path.basename(inv.tutorial)}` }))
+  }
+  if (Exit.isSuccess(exit)) return 0
+  if (Cause.isInterruptedOnly(exit.cause)) return 130
+  const failure = Cause.failureOption(exit.cause)
+  const message = Option.isSome(failure) ? failure.value.message : Cause.pretty(exit.cause)
+  if (!inv.json) process.stderr.write(`\n${recipe.name}: ${message}\n`)
+  return 1
+}

@@ -1,0 +1,78 @@
+// Runner: runs a recipe's steps in order inside one scope, timing each and reporting events.
+import { Cause, Data, Effect, Exit, Option } from "effect"
+import type { Spawn } from "@syscontainers/core/Spawn"
+import type { Recipe } from "./Recipe.ts"
+import type { OptionSpecs, OptionValues } from "./Options.ts"
+import type { StepEvent } from "./Step.ts"
+import { text } from "./Step.ts"
+
+/** Everything a reporter hears while a recipe runs. */
+export type RunnerEvent =
+  | { readonly type: "recipe-start"; readonly recipe: string; readonly workdir: string; readonly steps: number }
+  | { readonly type: "step-start"; readonly id: string; readonly index: number; readonly total: number; readonly title: string; readonly explain: string; readonly shell: ReadonlyArray<string> }
+  | { readonly type: "step-event"; readonly id: string; readonly event: StepEvent }
+  | { readonly type: "step-done"; readonly id: string; readonly ms: number }
+  | { readonly type: "step-failed"; readonly id: string; readonly ms: number; readonly error: string; readonly message: string }
+  | { readonly type: "recipe-done"; readonly ms: number; readonly ok: boolean; readonly steps: ReadonlyArray<{ readonly id: string; readonly title: string; readonly ms: number; readonly ok: boolean }> }
+
+/** A step failed: names the step and carries the underlying error's message. */
+export class StepFailed extends Data.TaggedError("StepFailed")<{
+  readonly step: string
+  readonly title: string
+  readonly cause: unknown
+}> {
+  override get message() {
+    const inner = this.cause as { _tag?: string; message?: string }
+    return `step ${this.step} (${this.title}) failed: ${inner?._tag ? `${inner._tag}: ` : ""}${inner?.message ?? String(this.cause)}`
+  }
+}
+
+/** How to run a recipe. */
+export interface RunOptions<Opts> {
+  readonly options: Opts
+  readonly workdir: string
+  readonly fresh: boolean
+  readonly onEvent: (e: RunnerEvent) => void
+}
+
+/** Runs every step; on failure or interruption the scope's finalizers release what the steps acquired. */
+export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, o: RunOptions<OptionValues<S>>): Effect.Effect<Done, StepFailed, Spawn> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const started = Date.now()
+      const plan = { options: o.options, workdir: o.workdir }
+      const results: Record<string, unknown> = {}
+      const timings: Array<{ id: string; title: string; ms: number; ok: boolean }> = []
+      o.onEvent({ type: "recipe-start", recipe: recipe.name, workdir: o.workdir, steps: recipe.steps.length })
+      const total = recipe.steps.length
+      const exit = yield* Effect.exit(
+        Effect.forEach(recipe.steps, (step, index) =>
+          Effect.gen(function* () {
+            const title = text(step.spec.title, plan)
+            const t0 = Date.now()
+            o.onEvent({ type: "step-start", id: step.id, index, total, title, explain: text(step.spec.explain, plan), shell: step.spec.shell(plan) })
+            const out = yield* step.spec
+              .run({ ...plan, fresh: o.fresh, results, emit: (event) => o.onEvent({ type: "step-event", id: step.id, event }) })
+              .pipe(
+                Effect.catchAllCause((cause) => {
+                  const ms = Date.now() - t0
+                  timings.push({ id: step.id, title, ms, ok: false })
+                  const failure = Cause.failureOption(cause)
+                  const err = Option.isSome(failure) ? failure.value : Cause.isInterruptedOnly(cause) ? { _tag: "Interrupted", message: "interrupted (Ctrl-C)" } : Cause.squash(cause)
+                  const e = err as { _tag?: string; message?: string }
+                  o.onEvent({ type: "step-failed", id: step.id, ms, error: e._tag ?? "Error", message: e.message ?? String(err) })
+                  return Cause.isInterruptedOnly(cause) ? (Effect.failCause(cause) as Effect.Effect<never>) : Effect.fail(new StepFailed({ step: step.id, title, cause: err }))
+                }),
+              )
+            results[step.id] = out
+            const ms = Date.now() - t0
+            timings.push({ id: step.id, title, ms, ok: true })
+            o.onEvent({ type: "step-done", id: step.id, ms })
+          }),
+        ),
+      )
+      o.onEvent({ type: "recipe-done", ms: Date.now() - started, ok: Exit.isSuccess(exit), steps: timings })
+      if (Exit.isFailure(exit)) return yield* Effect.failCause(exit.cause)
+      return results as Done
+    }),
+  )

@@ -1,0 +1,42 @@
+// Step: one named, explained, effectful step of a recipe, with its equivalent shell commands.
+import type { Effect, Scope } from "effect"
+import type { Spawn } from "@syscontainers/core/Spawn"
+
+/** What every step can see while planning (no I/O happens then). */
+export interface PlanContext<Opts> {
+  readonly options: Opts
+  /** Absolute path of the recipe's working directory. */
+  readonly workdir: string
+}
+
+/** Something a step shows: for the human view, the JSON log and the tutorial. */
+export type StepEvent =
+  | { readonly kind: "progress"; readonly text: string }
+  | { readonly kind: "excerpt"; readonly label: string; readonly text: string }
+  | { readonly kind: "note"; readonly text: string }
+
+/** What a running step can see: the options, the workdir and every earlier step's handle. */
+export interface StepContext<Opts, Done> extends PlanContext<Opts> {
+  readonly fresh: boolean
+  readonly results: Done
+  readonly emit: (e: StepEvent) => void
+}
+
+/** A step: how it reads in the tutorial, what shell commands it stands for, and what it does. */
+export interface StepSpec<Opts, Done, Out> {
+  readonly title: string | ((p: PlanContext<Opts>) => string)
+  /** The tutorial paragraph: why this step, and what it does. */
+  readonly explain: string | ((p: PlanContext<Opts>) => string)
+  /** The same job as bash lines, run from the workdir (for --dry-run and the tutorial). */
+  readonly shell: (p: PlanContext<Opts>) => ReadonlyArray<string>
+  readonly run: (c: StepContext<Opts, Done>) => Effect.Effect<Out, unknown, Spawn | Scope.Scope>
+}
+
+/** A step as the recipe keeps it (its output type erased). */
+export interface Step<Opts> {
+  readonly id: string
+  readonly spec: StepSpec<Opts, any, unknown>
+}
+
+/** Resolves a title or paragraph that may depend on the options. */
+export const text = <Opts>(t: string | ((p: PlanContext<Opts>) => string), p: PlanContext<Opts>): string => (typeof t === "string" ? t : t(p))
