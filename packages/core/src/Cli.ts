@@ -34,6 +34,8 @@ commands:
                                         check the layers out into BUNDLE/rootfs (hardlinks)
   spec BUNDLE [--rootless] [--from-image NAME]
                                         write BUNDLE/config.json (runc spec), optionally from the image config
+  patch BUNDLE [--from-image NAME] [--edits JSON]
+                                        apply typed edits to BUNDLE/config.json (validated, atomic)
   run BUNDLE ID [--runtime runc|crun|bwrap] [--detach]
                                         run a bundle
   exec ID CMD...                        run CMD in a running container
@@ -52,6 +54,8 @@ exit codes: 0 ok, 1 failure, 2 usage`,
   rmi: "usage: syscontainers rmi NAME",
   checkout: "usage: syscontainers checkout NAME BUNDLE [--order union|union-add] [--copy]",
   spec: "usage: syscontainers spec BUNDLE [--rootless] [--from-image NAME]",
+  patch:
+    'usage: syscontainers patch BUNDLE [--from-image NAME] [--edits JSON]\n  --from-image: args, env, cwd and volumes from the image config (before the edits)\n  --edits: a JSON array of edits, e.g. \'[{"kind":"cwd","cwd":"/data"},{"kind":"tmpfs","destination":"/tmp"}]\'',
   run: "usage: syscontainers run BUNDLE ID [--runtime runc|crun|bwrap] [--detach]",
   exec: "usage: syscontainers exec ID CMD...",
   ps: "usage: syscontainers ps",
@@ -81,6 +85,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
         copy: { type: "boolean", default: false },
         rootless: { type: "boolean", default: false },
         "from-image": { type: "string" },
+        edits: { type: "string" },
         runtime: { type: "string" },
         detach: { type: "boolean", short: "d", default: false },
         force: { type: "boolean", short: "f", default: false },
@@ -199,6 +204,27 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
           yield* RuntimeSpec.patchConfig({ bundle, edits })
         }
         out(path.join(bundle, "config.json"), { config: path.join(bundle, "config.json") })
+        return 0
+      }
+      case "patch": {
+        need(1)
+        const bundle = path.resolve(args[0]!)
+        let edits: RuntimeSpec.Edit[] = []
+        if (v.edits) {
+          try {
+            edits = JSON.parse(v.edits) as RuntimeSpec.Edit[]
+          } catch (e) {
+            throw new Usage(`--edits is not JSON: ${(e as Error).message}`)
+          }
+          if (!Array.isArray(edits)) throw new Usage("--edits takes a JSON array of edits")
+        }
+        if (v["from-image"]) {
+          const image = yield* Images.get(yield* openRepo(), v["from-image"])
+          const fromImage = yield* RuntimeSpec.fromImage({ image: image.config.config ?? {}, rootfs: path.join(bundle, "rootfs"), bundle })
+          edits = [...fromImage, ...edits]
+        }
+        const config = yield* RuntimeSpec.patchConfig({ bundle, edits })
+        out(`${path.join(bundle, "config.json")}: ${edits.length} edits`, config)
         return 0
       }
       case "run": {

@@ -1,10 +1,10 @@
 // Command: the command line every recipe file gets (--plan, --dry-run, --tutorial, --json, ...).
-import { Cause, Effect, Exit, Fiber, Option } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { parseArgs } from "node:util"
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
-import { SpawnLive } from "@syscontainers/core/Spawn"
+import { Spawn, makeSpawn } from "@syscontainers/core/Spawn"
 import type { Recipe } from "./Recipe.ts"
 import type { OptionSpecs, OptionValues } from "./Options.ts"
 import { describeOptions } from "./Options.ts"
@@ -119,7 +119,7 @@ export const dryRunScript = <S extends OptionSpecs>(recipe: Recipe<S, unknown>, 
 export const runCommand = async <S extends OptionSpecs>(
   recipe: Recipe<S, unknown>,
   argv: ReadonlyArray<string> = process.argv.slice(2),
-  extra: { readonly program?: string; readonly dryRunPreamble?: ReadonlyArray<string>; readonly intro?: string } = {},
+  extra: { readonly program?: string; readonly dryRunPreamble?: ReadonlyArray<string>; readonly title?: string; readonly intro?: string } = {},
 ): Promise<number> => {
   const program = extra.program ?? `tsx ${path.relative(process.cwd(), process.argv[1] ?? recipe.name)}`
   let inv: Invocation<OptionValues<S>>
@@ -137,11 +137,17 @@ export const runCommand = async <S extends OptionSpecs>(
   mkdirSync(inv.workdir, { recursive: true })
   const tutorial = inv.tutorial ? tutorialCollector() : undefined
   const show = inv.json ? jsonReporter() : humanReporter()
+  let current = ""
   const onEvent = (e: RunnerEvent) => {
+    if (e.type === "step-start") current = e.id
     show(e)
     tutorial?.onEvent(e)
   }
-  const fiber = Effect.runFork(runRecipe(recipe, { options: inv.options, workdir: inv.workdir, fresh: inv.fresh, onEvent }).pipe(Effect.provide(SpawnLive)))
+  // every command a step runs is recorded: the tutorial shows the real ones
+  const spawn = makeSpawn(({ argv, result }) => {
+    if (result && current) onEvent({ type: "step-event", id: current, event: { kind: "command", argv, exitCode: result.exitCode, ms: result.durationMs } })
+  })
+  const fiber = Effect.runFork(runRecipe(recipe, { options: inv.options, workdir: inv.workdir, fresh: inv.fresh, onEvent }).pipe(Effect.provide(Layer.succeed(Spawn, spawn))))
   // Ctrl-C interrupts the recipe: the scope's finalizers stop containers and remove half-made bundles
   const interrupt = () => void Effect.runFork(Fiber.interrupt(fiber))
   process.once("SIGINT", interrupt)
@@ -151,7 +157,7 @@ export const runCommand = async <S extends OptionSpecs>(
   process.off("SIGTERM", interrupt)
   if (tutorial && inv.tutorial) {
     mkdirSync(path.dirname(inv.tutorial), { recursive: true })
-    writeFileSync(inv.tutorial, tutorial.render({ title: recipe.name === "redis" ? "Redis as a daemonless container" : recipe.name, intro: extra.intro ?? recipe.description, command: `${program} --tutorial ${path.basename(inv.tutorial)}` }))
+    writeFileSync(inv.tutorial, tutorial.render({ title: extra.title ?? recipe.name, intro: extra.intro ?? recipe.description, command: `${program} --tutorial ${path.relative(process.cwd(), inv.tutorial)}`, workdir: inv.workdir }))
   }
   if (Exit.isSuccess(exit)) return 0
   if (Cause.isInterruptedOnly(exit.cause)) return 130

@@ -1,0 +1,247 @@
+// Steps: the walkthrough's steps as reusable factories; a recipe gives the prose, a factory the work.
+import { Effect, Exit, Schedule } from "effect"
+import { existsSync, mkdirSync, rmSync } from "node:fs"
+import path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as Ostree from "@syscontainers/core/Ostree"
+import type { Repo } from "@syscontainers/core/Ostree"
+import * as Pull from "@syscontainers/core/Pull"
+import * as Images from "@syscontainers/core/Images"
+import type { Image } from "@syscontainers/core/Images"
+import * as Layers from "@syscontainers/core/Layers"
+import type { Bundle, LayerOrder } from "@syscontainers/core/Layers"
+import * as RuntimeSpec from "@syscontainers/core/RuntimeSpec"
+import type { Edit } from "@syscontainers/core/RuntimeSpec"
+import * as Containers from "@syscontainers/core/Containers"
+import type { Container } from "@syscontainers/core/Containers"
+import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
+import { stateRootFor, logFile } from "@syscontainers/core/OciRuntime"
+import { imageRef } from "@syscontainers/core/OstreeRefs"
+import { blobRef } from "@syscontainers/core/OstreeRefs"
+import type { PlanContext, StepContext, StepSpec } from "./Step.ts"
+import { line, quote } from "./Shell.ts"
+
+/** The prose a recipe gives each step. */
+export interface Prose<O> {
+  readonly title: string | ((p: PlanContext<O>) => string)
+  readonly explain: string | ((p: PlanContext<O>) => string)
+}
+
+type From<O, T> = (p: PlanContext<O>) => T
+type FromResults<D, T> = (d: D) => T
+
+/** The `syscontainers` command as a dry-run script names it (the script sets $SYSCONTAINERS). */
+export const syscontainersBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../core/bin/syscontainers.js")
+
+/** Lines a dry-run script starts with: where the syscontainers command is. */
+export const dryRunPreamble = [`SYSCONTAINERS=\${SYSCONTAINERS:-${quote(syscontainersBin)}}`]
+
+const rel = (p: PlanContext<unknown>, target: string) => path.relative(p.workdir, target) || "."
+
+/** `ostree init --mode=bare-user`, or open the repo when it is there. */
+export const initRepo = <O, D>(o: Prose<O> & { readonly dir: From<O, string>; readonly mode?: Ostree.RepoMode }): StepSpec<O, D, Repo> => ({
+  ...o,
+  shell: (p) => [`[ -e ${quote(rel(p, o.dir(p)))}/config ] || ostree init --repo=${quote(rel(p, o.dir(p)))} --mode=${o.mode ?? "bare-user"}`],
+  run: (c) =>
+    Effect.gen(function* () {
+      const repo = yield* Ostree.init({ path: o.dir(c), mode: o.mode ?? "bare-user" })
+      c.emit({ kind: "note", text: `repo ${repo.path} (${repo.mode})` })
+      return repo
+    }),
+})
+
+/** Pulls an image into the repo; skipped when the repo already holds the source's manifest. */
+export const pullImage = <O, D>(
+  o: Prose<O> & { readonly repo: FromResults<D, Repo>; readonly repoDir: From<O, string>; readonly from: From<O, string>; readonly name: From<O, string> },
+): StepSpec<O, D, Pull.PullResult> => ({
+  ...o,
+  shell: (p) => [line(["$SYSCONTAINERS", `--repo=${rel(p, o.repoDir(p))}`, "pull", o.from(p), o.name(p)]).replace("'$SYSCONTAINERS'", '"$SYSCONTAINERS"')],
+  run: (c) =>
+    Effect.gen(function* () {
+      const r = yield* Pull.pull({
+        from: o.from(c),
+        name: o.name(c),
+        repo: o.repo(c.results),
+        force: c.fresh,
+        onProgress: (e) => {
+          if (e.kind === "fetch") c.emit({ kind: "progress", text: `fetching ${e.source}` })
+          if (e.kind === "fetched") c.emit({ kind: "progress", text: `${e.layers} layers, ${e.bytes} bytes` })
+          if (e.kind === "layer") c.emit({ kind: "progress", text: `layer ${e.done}/${e.total} ${e.digest.slice(7, 19)} ${e.state} (${e.size} bytes)` })
+        },
+      })
+      c.emit({
+        kind: "note",
+        text: r.skipped
+          ? `pull skipped: the repo already holds this manifest (${r.image.digest.slice(0, 19)}…)`
+          : `${r.layersImported} layers imported (${r.bytesImported} bytes), ${r.layersReused} reused (${r.bytesReused} bytes)`,
+      })
+      return r
+    }),
+})
+
+/** Shows the refs and the image config, as the seed does with `ostree refs` and `ostree cat`. */
+export const showImage = <O, D>(o: Prose<O> & { readonly repo: FromResults<D, Repo>; readonly repoDir: From<O, string>; readonly name: From<O, string> }): StepSpec<O, D, Image> => ({
+  ...o,
+  shell: (p) => {
+    const repo = `--repo=${rel(p, o.repoDir(p))}`
+    return [
+      `ostree refs ${repo}`,
+      `config=$(ostree cat ${repo} ${imageRef(o.name(p))} /manifest.json | jq -r .config.digest | cut -d: -f2)`,
+      `ostree cat ${repo} "ociimage/$config" /content | jq '.config | {Entrypoint, Cmd, Env, ExposedPorts, Volumes, WorkingDir, User}'`,
+    ]
+  },
+  run: (c) =>
+    Effect.gen(function* () {
+      const repo = o.repo(c.results)
+      const refs = yield* Ostree.refs(repo)
+      c.emit({ kind: "excerpt", label: "ostree refs", text: refs.join("\n") })
+      const image = yield* Images.get(repo, o.name(c))
+      const cfg = image.config.config ?? {}
+      const shown = { Entrypoint: cfg.Entrypoint ?? null, Cmd: cfg.Cmd ?? null, Env: cfg.Env ?? [], ExposedPorts: cfg.ExposedPorts ?? {}, Volumes: cfg.Volumes ?? {}, WorkingDir: cfg.WorkingDir ?? "", User: cfg.User ?? "" }
+      c.emit({ kind: "excerpt", label: `the config (${blobRef(image.manifest.config.digest).slice(0, 21)}…:/content)`, text: JSON.stringify(shown, null, 2) })
+      return image
+    }),
+})
+
+/**
+ * Checks the layers out into BUNDLE/rootfs. An unchanged bundle (same image digest and order) is
+ * reused; if a later step fails or is interrupted, the bundle is removed (no half-made bundles).
+ */
+export const checkoutLayers = <O, D>(
+  o: Prose<O> & {
+    readonly image: FromResults<D, Image>
+    readonly imageName: From<O, string>
+    readonly repoDir: From<O, string>
+    readonly bundle: From<O, string>
+    readonly order: From<O, LayerOrder>
+  },
+): StepSpec<O, D, Bundle> => ({
+  title: o.title,
+  explain: o.explain,
+  shell: (p) => [
+    `rm -rf ${quote(rel(p, o.bundle(p)))}`,
+    `"$SYSCONTAINERS" ${line([`--repo=${rel(p, o.repoDir(p))}`, "checkout", o.imageName(p), rel(p, o.bundle(p)), `--order=${o.order(p)}`])}`,
+  ],
+  run: (c) =>
+    Effect.acquireRelease(
+      Effect.gen(function* () {
+        const image = o.image(c.results)
+        const dir = o.bundle(c)
+        const order = o.order(c)
+        const marker = yield* Layers.readMarker(dir)
+        if (!c.fresh && marker && marker.digest === image.digest && marker.order === order && existsSync(path.join(dir, "rootfs"))) {
+          c.emit({ kind: "note", text: `bundle ${dir} is unchanged (${image.digest.slice(0, 19)}…, ${order}): reused` })
+          return { path: dir, rootfs: path.join(dir, "rootfs"), image, link: marker.mode, order } satisfies Bundle
+        }
+        rmSync(dir, { recursive: true, force: true })
+        const bundle = yield* Layers.applyLayers({ image, into: dir, order })
+        c.emit({ kind: "note", text: `${image.manifest.layers.length} layers checked out (${order}, ${bundle.link}s from the repo) into ${bundle.rootfs}` })
+        return bundle
+      }),
+      (bundle, exit) => (Exit.isFailure(exit) ? Effect.sync(() => rmSync(bundle.path, { recursive: true, force: true })) : Effect.void),
+    ),
+})
+
+/** `mkdir` the bundle's own directories, then `runc spec [--rootless]` (replacing an older config.json). */
+export const generateSpec = <O, D>(
+  o: Prose<O> & { readonly bundle: From<O, string>; readonly rootless: From<O, boolean>; readonly mkdirs?: From<O, ReadonlyArray<string>> },
+): StepSpec<O, D, RuntimeSpec.RuntimeConfig> => ({
+  ...o,
+  shell: (p) => {
+    const b = rel(p, o.bundle(p))
+    const dirs = (o.mkdirs?.(p) ?? []).map((d) => quote(path.join(b, d)))
+    return [...(dirs.length ? [`mkdir -p ${dirs.join(" ")}`] : []), `rm -f ${quote(b)}/config.json`, line(["runc", "spec", ...(o.rootless(p) ? ["--rootless"] : []), "--bundle", b])]
+  },
+  run: (c) =>
+    Effect.gen(function* () {
+      const bundle = o.bundle(c)
+      for (const d of o.mkdirs?.(c) ?? []) mkdirSync(path.join(bundle, d), { recursive: true })
+      // no terminal: the container's output goes to our stdout or its log, and a TTY would block detaching
+      return yield* RuntimeSpec.generate({ bundle, rootless: o.rootless(c), terminal: false, replace: true })
+    }),
+})
+
+/** Patches config.json: the image's defaults (when `fromImage`), then the recipe's edits. */
+export const patchSpec = <O, D>(
+  o: Prose<O> & {
+    readonly bundle: From<O, string>
+    readonly repoDir: From<O, string>
+    readonly fromImage?: { readonly image: FromResults<D, Image>; readonly name: From<O, string> }
+    readonly edits: From<O, ReadonlyArray<Edit>>
+  },
+): StepSpec<O, D, RuntimeSpec.RuntimeConfig> => ({
+  ...o,
+  shell: (p) => [
+    `"$SYSCONTAINERS" ${line([
+      `--repo=${rel(p, o.repoDir(p))}`,
+      "patch",
+      rel(p, o.bundle(p)),
+      ...(o.fromImage ? [`--from-image=${o.fromImage.name(p)}`] : []),
+      `--edits=${JSON.stringify(o.edits(p))}`,
+    ])}`,
+  ],
+  run: (c) =>
+    Effect.gen(function* () {
+      const bundle = o.bundle(c)
+      const base = o.fromImage
+        ? yield* RuntimeSpec.fromImage({ image: o.fromImage.image(c.results).config.config ?? {}, rootfs: path.join(bundle, "rootfs"), bundle })
+        : []
+      const config = yield* RuntimeSpec.patchConfig({ bundle, edits: [...base, ...o.edits(c)] })
+      c.emit({ kind: "excerpt", label: "process.args", text: JSON.stringify(config.process?.args ?? []) })
+      return config
+    }),
+})
+
+/**
+ * Runs the bundle. Detached: returns once `ready` says yes (bounded), the container stays up after
+ * the recipe; a failure later in the recipe, or Ctrl-C, kills and deletes it. Attached: like
+ * `runc run`, in the foreground; `ready` and the steps after run while it does.
+ */
+export const runContainer = <O, D>(
+  o: Prose<O> & {
+    readonly bundle: From<O, string>
+    readonly name: From<O, string>
+    readonly runtime: From<O, RuntimeName>
+    readonly detach: From<O, boolean>
+    /** Polled until true: 100 ms apart, at most `readyTimeoutMs` (default 10 s). */
+    readonly ready: (c: StepContext<O, D>) => Effect.Effect<boolean, unknown, any>
+    readonly readyTimeoutMs?: number
+  },
+): StepSpec<O, D, Container & { readonly attached?: Effect.Effect<number, unknown> }> => ({
+  ...o,
+  shell: (p) => {
+    const rt = o.runtime(p)
+    const b = rel(p, o.bundle(p))
+    const name = o.name(p)
+    if (rt === "runc" || rt === "crun") {
+      const base = [rt, `--root=${stateRootFor(rt)}`, "run"]
+      return o.detach(p)
+        ? [`${line([...base, "--detach", `--bundle=${b}`, name])} >${quote(path.join(b, `${name}.log`))} 2>&1`]
+        : [`${line([...base, `--bundle=${b}`, name])} &`]
+    }
+    return [`"$SYSCONTAINERS" ${line(["run", b, name, `--runtime=${rt}`, ...(o.detach(p) ? ["--detach"] : [])])}${o.detach(p) ? "" : " &"}`]
+  },
+  run: (c) =>
+    Effect.gen(function* () {
+      const bundle = o.bundle(c)
+      const name = o.name(c)
+      const runtime = o.runtime(c)
+      const log = (text: string) => c.emit({ kind: "note", text })
+      const waitReady = o.ready(c).pipe(
+        Effect.flatMap((yes) => (yes ? Effect.void : Effect.fail("not ready" as const))),
+        Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo(`${o.readyTimeoutMs ?? 10_000} millis`))),
+      )
+      if (o.detach(c)) {
+        const container = yield* Containers.start({ bundle, name, runtime, log })
+        yield* waitReady.pipe(Effect.mapError(() => new Error(`${name} did not become ready in ${(o.readyTimeoutMs ?? 10_000) / 1000} s; see ${logFile(bundle, name)}`)))
+        c.emit({ kind: "note", text: `${name} is up (pid ${container.pid}, ${runtime})` })
+        return container
+      }
+      // attached: the container runs in the foreground while the recipe goes on; the scope ends it
+      const fiber = yield* Effect.forkScoped(Containers.runAttached({ bundle, name, runtime, log }))
+      yield* waitReady.pipe(Effect.mapError(() => new Error(`${name} did not become ready in ${(o.readyTimeoutMs ?? 10_000) / 1000} s`)))
+      yield* Effect.addFinalizer(() => Containers.remove(name, { force: true }).pipe(Effect.ignore))
+      const state = yield* Containers.find(name)
+      return { name, runtime, bundle, pid: state.state.pid, attached: fiber.await.pipe(Effect.flatMap((exit) => exit)) } as Container & { attached: Effect.Effect<number, unknown> }
+    }),
+})
