@@ -1,0 +1,379 @@
+// mergePlan: which entries of each layer's ostree commit to skip so plain union checkouts give the OCI tree.
+// Pure: layer listings in, skip lists and after-checkout fix-ups out; `parseOstreeLs` reads `ostree ls -R`.
+import { Effect } from "effect"
+import { LayerRejected } from "../Errors.ts"
+
+/** One path in a layer, as its ostree commit (or its tar) holds it. */
+export interface LayerEntry {
+  /** Relative to the rootfs, normalized; "" is the root. */
+  readonly path: string
+  readonly type: "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo"
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+  readonly size: number
+  /** Symlink or hardlink target, as written. */
+  readonly target?: string
+}
+
+/** A device node or FIFO: ostree cannot hold it, so it is recreated after checkout. */
+export interface DeviceEntry {
+  readonly path: string
+  readonly type: "char" | "block" | "fifo"
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+  readonly devmajor: number
+  readonly devminor: number
+}
+
+/** A hardlink whose target is not earlier in its own tar: left out of the commit, linked after checkout. */
+export interface ExternalHardlink {
+  readonly path: string
+  /** Normalized path of the file it links to. */
+  readonly target: string
+}
+
+/** One layer as the planner sees it, bottom-up order. */
+export interface PlanLayer {
+  readonly digest: string
+  /** What the layer's commit holds, whiteout files (`.wh.X`, `.wh..wh..opq`) included. */
+  readonly entries: ReadonlyArray<LayerEntry>
+  /** Devices and FIFOs the layer had (not in the commit). */
+  readonly devices?: ReadonlyArray<DeviceEntry>
+  /** Hardlinks left out of the commit (see ExternalHardlink). */
+  readonly externalHardlinks?: ReadonlyArray<ExternalHardlink>
+  /**
+   * Directories the commit holds only because ostree created missing parents (`--tar-autocreate-parents`):
+   * they carry no metadata of their own and must not replace what lower layers have there.
+   */
+  readonly implicitDirs?: ReadonlyArray<string>
+}
+
+/** Final metadata of a directory whose on-disk metadata may be another layer's after checkout. */
+export interface DirectoryFix {
+  readonly path: string
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+}
+
+/** A hardlink to create after checkout: `path` gets the content `source.layer` had at `target`. */
+export interface HardlinkFix {
+  readonly path: string
+  readonly target: string
+  /** The layer whose file at `target` the link points to. */
+  readonly source: { readonly layer: string; readonly path: string }
+  /** The final tree still holds that very file at `target`, so `link(target, path)` is right. */
+  readonly sameAsFinal: boolean
+}
+
+/** How to check out the layers so the union equals the OCI result, in either order. */
+export interface MergePlan {
+  /** Per layer (bottom-up): lines for `ostree checkout --skip-list=FILE`. Directories end in "/" and skip their subtree. */
+  readonly layers: ReadonlyArray<{ readonly digest: string; readonly skip: ReadonlyArray<string> }>
+  /** Directories to chmod/chown after all checkouts; the root ("") is always listed. */
+  readonly directories: ReadonlyArray<DirectoryFix>
+  /** Devices and FIFOs of the final tree, to mknod after checkout. */
+  readonly devices: ReadonlyArray<DeviceEntry>
+  readonly hardlinks: ReadonlyArray<HardlinkFix>
+}
+
+const WH = ".wh."
+const OPAQUE = ".wh..wh..opq"
+
+const baseName = (p: string): string => p.slice(p.lastIndexOf("/") + 1)
+const parentOf = (p: string): string => {
+  const i = p.lastIndexOf("/")
+  return i === -1 ? "" : p.slice(0, i)
+}
+const depthOf = (p: string): number => {
+  if (p === "") return 0
+  let d = 1
+  for (let i = 0; i < p.length; i++) if (p.charCodeAt(i) === 47) d++
+  return d
+}
+
+/** The path a whiteout name hides, "" when it is the opaque marker, undefined when it is not a whiteout. */
+export const whiteoutTarget = (name: string): string | undefined =>
+  name === OPAQUE ? "" : name.startsWith(WH) ? name.slice(WH.length) : undefined
+
+/** The lines of a skip-list file (ostree reads it as UTF-8, splits on "\n", ignores empty lines, does not trim). */
+export const skipListText = (skip: ReadonlyArray<string>): string => skip.map((p) => `${p}\n`).join("")
+
+const lsTypes: Readonly<Record<string, LayerEntry["type"]>> = { "-": "file", d: "dir", l: "symlink", c: "char", b: "block" }
+// ostree ls prints "%c0%04o %u %u %6u PATH" and " -> TARGET" for symlinks
+const lsLine = /^([-dlcb])0([0-7]{4,}) (\d+) (\d+) +(\d+) (\/.*)$/
+
+/**
+ * Reads `ostree ls -R COMMIT` output. A symlink line is "PATH -> TARGET": when a name itself holds " -> "
+ * only `names` (the NUL-separated `ostree ls -R --nul-filenames-only COMMIT`, same order) splits it right;
+ * without it the first " -> " is taken as the separator. Throws on a line it cannot read.
+ */
+export const parseOstreeLs = (stdout: string, names?: string): LayerEntry[] => {
+  const list = names === undefined ? undefined : names.split("\0").filter((n) => n !== "")
+  const lines = stdout.split("\n")
+  if (lines[lines.length - 1] === "") lines.pop()
+  if (list && list.length !== lines.length) throw new Error(`ostree ls: ${lines.length} lines but ${list.length} names`)
+  return lines.map((line, i) => {
+    const m = lsLine.exec(line)
+    if (!m) throw new Error(`ostree ls: cannot read line ${JSON.stringify(line)}`)
+    const type = lsTypes[m[1] ?? ""] ?? "file"
+    let full = m[6] ?? "/"
+    let target: string | undefined
+    if (type === "symlink") {
+      const known = list?.[i]
+      if (known !== undefined) {
+        if (!full.startsWith(`${known} -> `)) throw new Error(`ostree ls: line ${JSON.stringify(line)} does not match name ${JSON.stringify(known)}`)
+        target = full.slice(known.length + 4)
+        full = known
+      } else {
+        const arrow = full.indexOf(" -> ")
+        if (arrow === -1) throw new Error(`ostree ls: symlink without target: ${JSON.stringify(line)}`)
+        target = full.slice(arrow + 4)
+        full = full.slice(0, arrow)
+      }
+    } else if (list?.[i] !== undefined && list[i] !== full) {
+      throw new Error(`ostree ls: line ${JSON.stringify(line)} does not match name ${JSON.stringify(list[i])}`)
+    }
+    const entry: LayerEntry = {
+      path: full.replace(/^\/+/, ""),
+      type,
+      mode: parseInt(m[2] ?? "0", 8) & 0o7777,
+      uid: Number(m[3]),
+      gid: Number(m[4]),
+      size: Number(m[5]),
+      ...(target !== undefined ? { target } : {}),
+    }
+    return entry
+  })
+}
+
+// One layer's contribution at a path, alive while no upper layer hides it
+interface Instance {
+  readonly layer: number
+  readonly kind: "entry" | "device" | "link"
+  readonly dir: boolean
+  readonly symlink: boolean
+  /** Carries metadata (false for directories ostree invented as parents). */
+  readonly explicit: boolean
+  readonly mode: number
+  readonly uid: number
+  readonly gid: number
+  device?: DeviceEntry | undefined
+  link?: { target: string; source: Instance | undefined; sourcePath: string } | undefined
+}
+
+// A path of the merged tree: one instance, or for a directory every layer's that is still merged into it
+interface Node {
+  readonly instances: Instance[]
+  kids: Set<string> | undefined
+}
+
+interface Item {
+  readonly path: string
+  readonly instance: Instance
+  readonly inCommit: boolean
+}
+
+class Rejection {
+  constructor(readonly layer: string, readonly entry: string, readonly reason: string) {}
+}
+
+const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
+  const cur = new Map<string, Node>()
+  const survivors: Array<Set<string>> = []
+
+  const removeFromParent = (p: string) => {
+    if (p === "") return
+    cur.get(parentOf(p))?.kids?.delete(p)
+  }
+  // drops a path and everything below it from the merged tree
+  const kill = (p: string) => {
+    if (!cur.has(p)) return
+    removeFromParent(p)
+    const stack = [p]
+    while (stack.length > 0) {
+      const q = stack.pop()!
+      const n = cur.get(q)
+      if (!n) continue
+      if (n.kids) for (const k of n.kids) stack.push(k)
+      cur.delete(q)
+    }
+  }
+  const insert = (p: string, inst: Instance) => {
+    cur.set(p, { instances: [inst], kids: inst.dir ? new Set() : undefined })
+    if (p !== "") {
+      const parent = cur.get(parentOf(p))
+      if (parent?.kids) parent.kids.add(p)
+    }
+  }
+  const head = (n: Node): Instance => n.instances[n.instances.length - 1]!
+
+  layers.forEach((layer, li) => {
+    const reject = (entry: string, reason: string): never => {
+      throw new Rejection(layer.digest, entry, reason)
+    }
+    const implicit = new Set(layer.implicitDirs ?? [])
+    const whiteouts: LayerEntry[] = []
+    const items: Item[] = []
+    // what this layer itself holds at each path (commit, devices, links), to tell its own parents
+    const own = new Map<string, Instance>()
+    for (const e of layer.entries) {
+      if (e.path.includes("\n")) reject(e.path, "a newline in a name cannot be written to ostree's line-based skip list")
+      const wt = e.path === "" ? undefined : whiteoutTarget(baseName(e.path))
+      if (wt !== undefined) {
+        if (e.type === "dir") reject(e.path, "a whiteout must not be a directory")
+        if (e.path.endsWith(`/${OPAQUE}`) || e.path === OPAQUE) whiteouts.push(e)
+        else if (wt === "" || wt === "." || wt === "..") reject(e.path, "whiteout of an empty, '.' or '..' name")
+        else whiteouts.push(e)
+        continue
+      }
+      const isImplicit = e.type === "dir" && implicit.has(e.path)
+      const inst: Instance = { layer: li, kind: "entry", dir: e.type === "dir", symlink: e.type === "symlink", explicit: !isImplicit, mode: e.mode, uid: e.uid, gid: e.gid }
+      if (e.path === "" && !inst.dir) reject(e.path, "the root must be a directory")
+      own.set(e.path, inst)
+      items.push({ path: e.path, instance: inst, inCommit: true })
+    }
+    for (const d of layer.devices ?? []) {
+      const inst: Instance = { layer: li, kind: "device", dir: false, symlink: false, explicit: true, mode: d.mode, uid: d.uid, gid: d.gid, device: d }
+      own.set(d.path, inst)
+      items.push({ path: d.path, instance: inst, inCommit: false })
+    }
+    const links: Item[] = []
+    for (const h of layer.externalHardlinks ?? []) {
+      const inst: Instance = { layer: li, kind: "link", dir: false, symlink: false, explicit: true, mode: 0, uid: 0, gid: 0, link: { target: h.target, source: undefined, sourcePath: h.target } }
+      own.set(h.path, inst)
+      const item = { path: h.path, instance: inst, inCommit: false }
+      items.push(item)
+      links.push(item)
+    }
+
+    // whiteouts hide what lower layers have, never what this layer has: apply them before its entries
+    for (const w of whiteouts) {
+      const dir = parentOf(w.path)
+      let q = dir
+      while (q !== "" && !cur.has(q)) q = parentOf(q)
+      const near = cur.get(q)
+      if (near && head(near).symlink)
+        reject(w.path, `whiteout below ${JSON.stringify(q)}, a symlink from a lower layer: removing through it would reach outside the rootfs`)
+      const dirNode = cur.get(dir)
+      if (!dirNode?.kids) continue
+      if (baseName(w.path) === OPAQUE) for (const k of [...dirNode.kids]) kill(k)
+      else kill(dir === "" ? baseName(w.path).slice(WH.length) : `${dir}/${baseName(w.path).slice(WH.length)}`)
+    }
+
+    // parents before children, so a path's parent is in the merged tree when the path arrives
+    const buckets: Item[][] = []
+    for (const it of items) (buckets[depthOf(it.path)] ??= []).push(it)
+    for (const bucket of buckets) {
+      if (!bucket) continue
+      for (const { path: p, instance: inst } of bucket) {
+        if (p !== "") {
+          const q = parentOf(p)
+          const mine = own.get(q)
+          if (mine) {
+            if (mine.symlink) reject(p, `its parent ${JSON.stringify(q)} is a symlink in the same layer`)
+            if (!mine.dir) reject(p, `its parent ${JSON.stringify(q)} is not a directory in the same layer`)
+          } else {
+            const below = cur.get(q)
+            if (below && head(below).symlink)
+              reject(p, `its parent ${JSON.stringify(q)} is a symlink from a lower layer: writing through it would reach outside the rootfs`)
+            if (!below?.kids) reject(p, `its parent ${JSON.stringify(q)} is not a directory in the merged tree`)
+          }
+        }
+        const existing = cur.get(p)
+        if (!inst.explicit) {
+          // a directory ostree made up: it only stands in for whatever lower layers have there
+          if (!existing) insert(p, inst)
+          else if (existing.kids) existing.instances.push(inst)
+          else if (head(existing).symlink) reject(p, `a parent directory missing from the layer is a symlink from a lower layer: writing through it would reach outside the rootfs`)
+          else reject(p, "a parent directory missing from the layer is a non-directory in a lower layer")
+          continue
+        }
+        if (existing && existing.kids && inst.dir) existing.instances.push(inst)
+        else {
+          kill(p)
+          insert(p, inst)
+        }
+      }
+    }
+
+    for (const { path: p, instance } of links) {
+      const l = instance.link!
+      const t = cur.get(l.target)
+      if (!t) reject(p, `hardlink to ${JSON.stringify(l.target)}, which no layer up to this one holds`)
+      let src = head(t!)
+      if (src.dir) reject(p, `hardlink to ${JSON.stringify(l.target)}, a directory`)
+      if (src.link) {
+        // a link to a link made after checkout is a link to the same file
+        if (!src.link.source) reject(p, `hardlink to ${JSON.stringify(l.target)}, a link that points nowhere`)
+        l.sourcePath = src.link.sourcePath
+        src = src.link.source!
+      }
+      if (src.device) {
+        // a link to a device is another node with the same numbers
+        instance.device = { ...src.device, path: p }
+        instance.link = undefined
+      } else l.source = src
+    }
+  })
+
+  for (let i = 0; i < layers.length; i++) survivors.push(new Set())
+  const directories: DirectoryFix[] = []
+  const devices: DeviceEntry[] = []
+  const hardlinks: HardlinkFix[] = []
+  for (const [p, n] of cur) {
+    for (const inst of n.instances) survivors[inst.layer]!.add(p)
+    const top = head(n)
+    if (n.kids) {
+      let meta: { mode: number; uid: number; gid: number } | undefined
+      for (let k = n.instances.length - 1; k >= 0 && !meta; k--) if (n.instances[k]!.explicit) meta = n.instances[k]
+      // a directory no layer describes gets what an unpacker's mkdir gives it
+      const final = meta ?? { mode: 0o755, uid: 0, gid: 0 }
+      const differs = n.instances.some((i) => i.mode !== final.mode || i.uid !== final.uid || i.gid !== final.gid)
+      if (p === "" || differs) directories.push({ path: p, mode: final.mode, uid: final.uid, gid: final.gid })
+    } else if (top.device) devices.push(top.device)
+    else if (top.link?.source) {
+      const src = top.link.source
+      const now = cur.get(top.link.sourcePath)
+      hardlinks.push({
+        path: p,
+        target: top.link.target,
+        source: { layer: layers[src.layer]!.digest, path: top.link.sourcePath },
+        sameAsFinal: now !== undefined && head(now) === src,
+      })
+    }
+  }
+
+  const plans = layers.map((layer, li) => {
+    const alive = survivors[li]!
+    const inLayer = new Set<string>()
+    for (const e of layer.entries) inLayer.add(e.path)
+    const skip: string[] = []
+    for (const e of layer.entries) {
+      if (e.path === "" || alive.has(e.path)) continue
+      // a skipped directory takes its subtree with it: list only the top of what goes
+      let q = parentOf(e.path)
+      while (q !== "" && !inLayer.has(q)) q = parentOf(q)
+      const covered = inLayer.has(q) && !alive.has(q)
+      if (covered) continue
+      if (e.path.includes("\n")) throw new Rejection(layer.digest, e.path, "a newline in a name cannot be written to ostree's line-based skip list")
+      skip.push(e.type === "dir" ? `/${e.path}/` : `/${e.path}`)
+    }
+    return { digest: layer.digest, skip }
+  })
+  directories.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  return { layers: plans, directories, devices, hardlinks }
+}
+
+/** Plans the checkout of `layers` (bottom-up); fails with LayerRejected on an entry that would escape through a symlink or is malformed. */
+export const planMerge = (layers: ReadonlyArray<PlanLayer>): Effect.Effect<MergePlan, LayerRejected> =>
+  Effect.suspend(() => {
+    try {
+      return Effect.succeed(compute(layers))
+    } catch (e) {
+      if (e instanceof Rejection) return Effect.fail(new LayerRejected({ layer: e.layer, entry: e.entry, reason: e.reason }))
+      throw e
+    }
+  }).pipe(Effect.withSpan("mergePlan.planMerge"))
