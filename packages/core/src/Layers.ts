@@ -8,7 +8,7 @@ import { blobRef } from "./OstreeRefs.ts"
 import type { Image } from "./Images.ts"
 import { CommandFailed, HardlinkImpossible, InvalidInput } from "./Errors.ts"
 import { parseOstreeLs, planMerge } from "./internal/mergePlan.ts"
-import type { DeviceEntry } from "./internal/layerScan.ts"
+import type { DeviceEntry, ExternalHardlink } from "./internal/layerScan.ts"
 import { Spawn } from "./Spawn.ts"
 
 /** union: bottom-up, upper files overwrite; union-add: top-down, existing files stay. */
@@ -87,9 +87,16 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
       o.image.manifest.layers,
       (l) =>
         Effect.gen(function* () {
-          const listing = yield* Ostree.listRecursive(repo, blobRef(l.digest))
-          const devices = yield* Ostree.metadata(repo, blobRef(l.digest), "syscontainers.devices")
-          return { digest: l.digest, entries: parseOstreeLs(listing), devices: devices ? (JSON.parse(devices) as DeviceEntry[]) : [] }
+          const ref = blobRef(l.digest)
+          const listing = yield* Ostree.listRecursive(repo, ref)
+          const json = <T>(key: string) => Ostree.metadata(repo, ref, key).pipe(Effect.map((v) => (v ? (JSON.parse(v) as T) : [])))
+          return {
+            digest: l.digest,
+            entries: parseOstreeLs(listing),
+            devices: yield* json<DeviceEntry[]>("syscontainers.devices"),
+            implicitDirs: yield* json<string[]>("syscontainers.implicit-dirs"),
+            externalHardlinks: yield* json<ExternalHardlink[]>("syscontainers.external-hardlinks"),
+          }
         }),
       { concurrency: 4 },
     )

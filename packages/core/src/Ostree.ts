@@ -67,6 +67,8 @@ export const commit = Effect.fn("Ostree.commit")(function* (
   const tree = "tar" in o.tree ? `--tree=tar=${o.tree.tar}` : `--tree=dir=${o.tree.dir}`
   const args = [
     "commit",
+    // layer tars often omit parent directories (umoci, docker): ostree must make them
+    ...("tar" in o.tree ? ["--tar-autocreate-parents"] : []),
     o.branch ? `--branch=${o.branch}` : "--orphan",
     tree,
     "--no-xattrs",

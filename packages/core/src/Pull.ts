@@ -122,21 +122,24 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
         Effect.gen(function* () {
           const present = yield* layerPresent(repo, layer.digest, existing)
           if (!present) {
-            const scan = yield* scanLayer({ path: blobPath(layout, layer.digest), digest: layer.digest, mediaType: layer.mediaType })
+            const scan = yield* scanLayer({ path: blobPath(layout, layer.digest), digest: layer.digest, mediaType: layer.mediaType, image: name })
             const expectedDiffId = config.rootfs?.diff_ids?.[i]
             if (expectedDiffId && expectedDiffId !== scan.diffId)
               return yield* Effect.fail(new DigestMismatch({ image: `${name} layer ${layer.digest} (uncompressed)`, expected: expectedDiffId, actual: scan.diffId }))
             let tar = blobPath(layout, layer.digest)
             if (scan.needsRewrite) {
               tar = path.join(work, `${layer.digest.slice(7)}.tar`)
-              yield* writeSanitizedTar({ path: blobPath(layout, layer.digest), to: tar, drop: (e) => e.type === "char" || e.type === "block" || e.type === "fifo" || e.type === "other" })
+              yield* writeSanitizedTar({ path: blobPath(layout, layer.digest), to: tar, digest: layer.digest })
             }
             const metadata: Record<string, string> = {
               "docker.size": String(layer.size),
               "docker.uncompressed_size": String(scan.uncompressedSize),
               "docker.uncompressed_digest": scan.diffId,
             }
+            // what the commit cannot hold, kept for the checkout plan
             if (scan.devices.length > 0) metadata["syscontainers.devices"] = JSON.stringify(scan.devices)
+            if (scan.implicitDirs.length > 0) metadata["syscontainers.implicit-dirs"] = JSON.stringify(scan.implicitDirs)
+            if (scan.externalHardlinks.length > 0) metadata["syscontainers.external-hardlinks"] = JSON.stringify(scan.externalHardlinks)
             created.push(blobRef(layer.digest))
             yield* Ostree.commit(repo, { branch: blobRef(layer.digest), tree: { tar }, metadata, subject: layer.digest })
           }

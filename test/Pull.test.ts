@@ -1,0 +1,165 @@
+// Pull: docker://redis:alpine through the offline mirror into ostree, laid out like the old ostree transport.
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { Effect, Layer } from "effect"
+import { createHash } from "node:crypto"
+import { cpSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs"
+import path from "node:path"
+import Ajv04 from "ajv-draft-04"
+import * as Ostree from "../packages/core/src/Ostree.ts"
+import { pull } from "../packages/core/src/Pull.ts"
+import * as Images from "../packages/core/src/Images.ts"
+import { Spawn, makeSpawn } from "../packages/core/src/Spawn.ts"
+import { cleanupTemps, failure, repoRoot, run, sh, tempDir } from "./fixtures/harness.ts"
+import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+
+const t = suite("Pull")
+let mirror: Mirror
+let repoDir: string
+const imageSpec = path.resolve(repoRoot, "../shared/oci-spec/image-spec")
+
+const ostreeRefs = (dir: string) => sh(["ostree", "refs", `--repo=${dir}`]).then((o) => o.split("\n").filter(Boolean).sort())
+const metaRaw = (dir: string, ref: string, key: string) => sh(["ostree", "show", `--repo=${dir}`, `--print-metadata-key=${key}`, ref]).then((s) => s.trim())
+
+t.before(async () => {
+  mirror = await useMirror()
+  repoDir = path.join(tempDir("pull"), "ostree")
+})
+t.after(async () => {
+  cleanupTemps()
+  await mirror.stop()
+})
+
+t("the seed's layout: ociimage/redis_3Alatest, one ref per layer and for the config", async () => {
+  const r = await run(Effect.gen(function* () {
+    const repo = yield* Ostree.init({ path: repoDir })
+    return yield* pull({ from: "docker://redis:alpine", name: "redis", repo })
+  }))
+  assert.is(r.skipped, false)
+  assert.is(r.image.manifest.layers.length, 3)
+  const refs = await ostreeRefs(repoDir)
+  const blobs = [r.image.manifest.config, ...r.image.manifest.layers].map((d) => `ociimage/${d.digest.slice(7)}`)
+  assert.equal(refs, ["ociimage/redis_3Alatest", ...blobs].sort())
+  // what the seed does next: ostree cat the config and read .config.Cmd
+  const config = JSON.parse(await sh(["ostree", "cat", `--repo=${repoDir}`, `ociimage/${r.image.manifest.config.digest.slice(7)}`, "/content"]))
+  assert.equal(config.config.Cmd, ["redis-server"])
+  assert.equal(config.config.Entrypoint, ["docker-entrypoint.sh"])
+})
+
+t("image metadata: docker.manifest is the stored manifest, docker.digest its sha256, all strings", async () => {
+  const manifestFile = await sh(["ostree", "cat", `--repo=${repoDir}`, "ociimage/redis_3Alatest", "/manifest.json"])
+  const repo = await run(Ostree.open(repoDir))
+  const manifestMeta = await run(Ostree.metadata(repo, "ociimage/redis_3Alatest", "docker.manifest"))
+  assert.is(manifestMeta, manifestFile)
+  const digest = await run(Ostree.metadata(repo, "ociimage/redis_3Alatest", "docker.digest"))
+  assert.is(digest, `sha256:${createHash("sha256").update(manifestFile).digest("hex")}`)
+  // GVariant prints strings quoted: a number stored as a number would print bare
+  const manifest = JSON.parse(manifestFile)
+  for (const layer of manifest.layers) {
+    const ref = `ociimage/${layer.digest.slice(7)}`
+    assert.is(await metaRaw(repoDir, ref, "docker.size"), `'${layer.size}'`)
+    assert.match(await metaRaw(repoDir, ref, "docker.uncompressed_size"), /^'\d+'$/)
+    assert.match(await metaRaw(repoDir, ref, "docker.uncompressed_digest"), /^'sha256:[0-9a-f]{64}'$/)
+  }
+  const config = JSON.parse(await sh(["ostree", "cat", `--repo=${repoDir}`, `ociimage/${manifest.config.digest.slice(7)}`, "/content"]))
+  assert.equal(
+    manifest.layers.map((l: { digest: string }) => l.digest).length,
+    config.rootfs.diff_ids.length,
+  )
+  // the uncompressed digests we recorded are the image's diff_ids
+  for (const [i, layer] of manifest.layers.entries())
+    assert.is(await metaRaw(repoDir, `ociimage/${layer.digest.slice(7)}`, "docker.uncompressed_digest"), `'${config.rootfs.diff_ids[i]}'`)
+})
+
+t("the manifest and config we stored pass the OCI image-spec schemas", async () => {
+  const ajv = new Ajv04.default({ strict: false })
+  for (const f of readdirSync(imageSpec).filter((f) => f.endsWith(".json"))) ajv.addSchema(JSON.parse(readFileSync(path.join(imageSpec, f), "utf8")), f)
+  const image = await run(Effect.flatMap(Ostree.open(repoDir), (repo) => Images.get(repo, "redis")))
+  const manifestOk = ajv.getSchema("image-manifest-schema.json")!
+  assert.ok(manifestOk(image.manifest), JSON.stringify(manifestOk.errors))
+  const configOk = ajv.getSchema("config-schema.json")!
+  assert.ok(configOk(image.config), JSON.stringify(configOk.errors))
+  assert.not.ok(manifestOk({ ...image.manifest, layers: [{ digest: "nope" }] }), "the schema must reject a broken manifest")
+})
+
+t("a second pull of the same manifest is skipped", async () => {
+  const before = statSync(path.join(repoDir, "refs/heads/ociimage/redis_3Alatest")).mtimeMs
+  const r = await run(Effect.flatMap(Ostree.open(repoDir), (repo) => pull({ from: "docker://redis:alpine", name: "redis", repo })))
+  assert.is(r.skipped, true)
+  assert.is(r.layersImported, 0)
+  assert.is(statSync(path.join(repoDir, "refs/heads/ociimage/redis_3Alatest")).mtimeMs, before)
+})
+
+t("a layer already present is not imported again (nginx shares redis's base layer)", async () => {
+  const r = await run(Effect.flatMap(Ostree.open(repoDir), (repo) => pull({ from: "docker://nginx:alpine", name: "nginx", repo })))
+  assert.is(r.layersReused, 1)
+  assert.is(r.layersImported, r.image.manifest.layers.length - 1)
+  assert.ok((await ostreeRefs(repoDir)).includes("ociimage/nginx_3Alatest"))
+})
+
+t("an oci: layout is a source too; the default name is the layout's", async () => {
+  const layout = path.join(tempDir("layout"), "l")
+  await sh(["skopeo", "copy", "--quiet", "docker://busybox", `oci:${layout}:bb`])
+  const r = await run(Effect.flatMap(Ostree.open(repoDir), (repo) => pull({ from: `oci:${layout}:bb`, repo })))
+  assert.is(r.image.name, "l:bb")
+  assert.ok((await ostreeRefs(repoDir)).includes("ociimage/l_3Abb"))
+})
+
+t("unknown transport: UnknownTransport, nothing written", async () => {
+  const before = await ostreeRefs(repoDir)
+  const e = await failure(Effect.flatMap(Ostree.open(repoDir), (repo) => pull({ from: "ftp://x/y", repo })))
+  assert.is(e._tag, "UnknownTransport")
+  assert.match(e.message, /ftp/)
+  assert.equal(await ostreeRefs(repoDir), before)
+})
+
+t("missing image: ImageNotFound naming it, nothing written", async () => {
+  const before = await ostreeRefs(repoDir)
+  const e = await failure(Effect.flatMap(Ostree.open(repoDir), (repo) => pull({ from: "docker://nosuchimage:latest", repo })))
+  assert.is(e._tag, "ImageNotFound")
+  assert.match(e.message, /nosuchimage/)
+  assert.equal(await ostreeRefs(repoDir), before)
+  assert.equal(readdirSync(path.join(repoDir, "tmp")).filter((f) => f.startsWith("syscontainers-")), [])
+})
+
+t("bad name: InvalidInput before anything is fetched", async () => {
+  const e = await failure(Effect.flatMap(Ostree.open(repoDir), (repo) => pull({ from: "docker://busybox", name: "has space", repo })))
+  assert.is(e._tag, "InvalidInput")
+  assert.match(e.message, /has space/)
+})
+
+t("corrupt blob: the pull fails with a digest error and leaves no refs", async () => {
+  const layout = path.join(tempDir("corrupt"), "l")
+  await sh(["skopeo", "copy", "--quiet", "docker://redis:alpine", `oci:${layout}:r`])
+  const index = JSON.parse(readFileSync(path.join(layout, "index.json"), "utf8"))
+  const manifest = JSON.parse(readFileSync(path.join(layout, "blobs/sha256", index.manifests[0].digest.slice(7)), "utf8"))
+  const blob = path.join(layout, "blobs/sha256", manifest.layers[2].digest.slice(7))
+  const bytes = readFileSync(blob)
+  bytes[bytes.length - 20] = (bytes[bytes.length - 20] ?? 0) ^ 0xff
+  writeFileSync(blob, bytes)
+  const fresh = path.join(tempDir("corrupt-repo"), "ostree")
+  const e = await failure(Effect.flatMap(Ostree.init({ path: fresh }), (repo) => pull({ from: `oci:${layout}:r`, name: "broken", repo })))
+  assert.ok(["DigestMismatch", "CommandFailed"].includes(e._tag), e._tag)
+  assert.match(e.message, /digest|sha256/i)
+  assert.equal(await ostreeRefs(fresh), [])
+})
+
+t("a repo in another mode: RepoMismatch", async () => {
+  const e = await failure(Ostree.init({ path: repoDir, mode: "bare" }))
+  assert.is(e._tag, "RepoMismatch")
+  assert.match(e.message, /bare-user/)
+})
+
+t("skopeo missing: ToolMissing names the Debian package", async () => {
+  // the real Spawn, asked for a skopeo that is not on this machine: exit 127 from the shell
+  const real = makeSpawn()
+  const fake = Spawn.of({ ...real, run: (argv, o) => real.run(argv[0] === "skopeo" ? ["/nonexistent/bin/skopeo", ...argv.slice(1)] : argv, o) })
+  const r = await Effect.runPromise(
+    Effect.flatMap(Ostree.open(repoDir), (repo) => pull({ from: "docker://busybox", name: "bb2", repo, force: true })).pipe(Effect.flip, Effect.provide(Layer.succeed(Spawn, fake))),
+  )
+  assert.is(r._tag, "ToolMissing")
+  assert.is((r as { debianPackage: string }).debianPackage, "skopeo")
+  assert.match(r.message, /apt-get install skopeo/)
+})
+
+t.run()
