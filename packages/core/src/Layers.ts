@@ -1,6 +1,6 @@
 // Layers: an image's layers into BUNDLE/rootfs as hardlinks from ostree, bottom-up (union) or top-down (union-add).
 import { Effect } from "effect"
-import { chmod, chown, lchown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
+import { chmod, chown, lchown, link as hardlinkFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { existsSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "./Ostree.ts"
@@ -122,6 +122,13 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
       if (isRoot() && repo.mode === "bare") yield* Effect.promise(() => chown(target, d.uid, d.gid))
     }
     for (const d of plan.devices) yield* recreateDevice(rootfs, d)
+    // hardlinks ostree could not commit (their target was in a lower layer)
+    for (const h of plan.hardlinks) {
+      const at = path.join(rootfs, h.path)
+      yield* Effect.promise(() => rm(at, { force: true }))
+      if (h.sameAsFinal) yield* Effect.promise(() => hardlinkFile(path.join(rootfs, h.target), at))
+      else yield* Ostree.checkout(repo, { ref: blobRef(h.source.layer), into: at, subpath: `/${h.source.path}`, link })
+    }
 
     const marker: CheckoutMarker = { mode: link, image: o.image.name, digest: o.image.digest, order }
     yield* Effect.promise(() => writeFile(path.join(into, markerFile), JSON.stringify(marker, null, 2) + "\n"))

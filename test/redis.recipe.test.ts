@@ -1,0 +1,220 @@
+// recipes/redis.ts as a user runs it: plan, dry-run (run by bash), JSON, tutorial, reuse, failure and Ctrl-C cleanup.
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { Effect } from "effect"
+import { createServer } from "node:net"
+import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import path from "node:path"
+import * as Containers from "../packages/core/src/Containers.ts"
+import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
+import { cleanupTemps, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+import { Spawn } from "../packages/core/src/Spawn.ts"
+
+const t = suite("redis recipe")
+let mirror: Mirror
+const names: string[] = []
+const recipeFile = path.join(repoRoot, "recipes", "redis.ts")
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port
+      s.close(() => resolve(p))
+    })
+  })
+
+const env = () => ({ ...mirror.env })
+const recipe = (args: ReadonlyArray<string>) => shAny(["node", "--import", "tsx", recipeFile, ...args], { env: env(), cwd: repoRoot })
+const name = (what: string) => {
+  const n = `sc-recipe-${what}-${process.pid}`
+  names.push(n)
+  return n
+}
+const ping = async (port: number) => (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
+
+t.before(async () => {
+  mirror = await useMirror()
+})
+t.after(async () => {
+  for (const n of names) await run(Containers.remove(n, { force: true }).pipe(Effect.ignore))
+  cleanupTemps()
+  await mirror.stop()
+})
+
+t("--help lists the recipe's own options", async () => {
+  const r = await recipe(["--help"])
+  assert.is(r.exitCode, 0)
+  for (const o of ["--name", "--port", "--detach", "--runtime", "--order", "--network", "--plan", "--dry-run", "--tutorial", "--json", "--workdir", "--fresh"]) assert.match(r.stdout, o)
+})
+
+t("--plan shows the eight steps and creates nothing", async () => {
+  const work = path.join(tempDir("plan"), "w")
+  const r = await recipe(["--plan", "--workdir", work])
+  assert.is(r.exitCode, 0)
+  for (const s of ["Create an ostree repository", "Pull docker://redis:alpine", "Check the manifest and the layers out into cont1/", "runc run redis"]) assert.match(r.stdout, s)
+  assert.is((r.stdout.match(/^\d+\. /gm) ?? []).length, 8)
+  assert.not.ok(existsSync(work))
+})
+
+t("a bad option value is a usage error (exit 2) naming the option", async () => {
+  const r = await recipe(["--order", "sideways", "--plan"])
+  assert.is(r.exitCode, 2)
+  assert.match(r.stderr, /--order takes union or union-add/)
+})
+
+t("--dry-run prints a bash script that passes bash -n, creates nothing, and when run brings redis up", async () => {
+  const work = path.join(tempDir("dry"), "w")
+  const port = await freePort()
+  const n = name("dry")
+  const r = await recipe(["--dry-run", "--detach", "--workdir", work, "--port", String(port), "--name", n])
+  assert.is(r.exitCode, 0)
+  assert.not.ok(existsSync(work), "dry-run creates nothing")
+  const script = path.join(tempDir("dry-script"), "redis.sh")
+  writeFileSync(script, r.stdout)
+  await sh(["bash", "-n", script])
+  for (const cmd of ["ostree init", "pull docker://redis:alpine", "runc spec --rootless", "checkout redis", "runc --root="]) assert.match(r.stdout, cmd)
+  const ran = await shAny(["bash", script], { env: env() })
+  assert.is(ran.exitCode, 0, ran.stderr)
+  assert.is(await ping(port), "PONG")
+  assert.match(ran.stdout, /PONG/)
+  assert.ok(existsSync(path.join(work, "cont1", "data", "dump.rdb")))
+})
+
+t("--json: one JSON event per line, every step started and done", async () => {
+  const work = path.join(tempDir("json"), "w")
+  const port = await freePort()
+  const n = name("json")
+  const r = await recipe(["--json", "--detach", "--workdir", work, "--port", String(port), "--name", n])
+  assert.is(r.exitCode, 0, r.stderr)
+  const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; id?: string; ok?: boolean })
+  assert.is(events.filter((e) => e.type === "step-start").length, 8)
+  assert.is(events.filter((e) => e.type === "step-done").length, 8)
+  assert.is(events.at(-1)?.type, "recipe-done")
+  assert.is(events.at(-1)?.ok, true)
+  assert.is(await ping(port), "PONG")
+
+  // a second run: the pull is skipped and the bundle reused; redis answers again
+  await run(Containers.remove(n, { force: true }))
+  const again = await recipe(["--detach", "--workdir", work, "--port", String(port), "--name", n])
+  assert.is(again.exitCode, 0, again.stderr)
+  assert.match(again.stderr, /pull skipped: the repo already holds this manifest/)
+  assert.match(again.stderr, /unchanged .* reused/)
+  assert.is(await ping(port), "PONG")
+  const ps = await sh(["node", path.join(repoRoot, "packages/core/bin/syscontainers.js"), "ps"])
+  assert.match(ps, new RegExp(`${n}\\s+runc\\s+\\d+\\s+running`))
+})
+
+t("--tutorial writes the walkthrough; it matches the committed one but for digests, times and ids", async () => {
+  const work = path.join(tempDir("tut"), "w")
+  const out = path.join(tempDir("tut-out"), "redis.md")
+  const port = await freePort()
+  const n = name("tutorial")
+  const r = await recipe(["--tutorial", out, "--detach", "--workdir", work, "--port", String(port), "--name", n])
+  assert.is(r.exitCode, 0, r.stderr)
+  const text = readFileSync(out, "utf8")
+  for (const s of ["## 1. Create an ostree repository", "ociimage/redis_3Alatest", "skopeo", "ostree commit", '"redis-server"', "PONG", "redis-server"]) assert.match(text, s)
+  const committed = readFileSync(path.join(repoRoot, "docs/tutorials/redis.md"), "utf8")
+  assert.fixture(normalize(text), normalize(committed))
+})
+
+/** What may differ between two real runs: digests, hex ids, times, ports, pids, names. */
+const normalize = (s: string) =>
+  s
+    .replace(/sha256:[0-9a-f]{6,64}…?/g, "sha256:DIGEST")
+    .replace(/\b[0-9a-f]{12,64}\b/g, "HEX")
+    .replace(/syscontainers-(pull|skip|spec)-[0-9a-zA-Z]+/g, "syscontainers-$1-ID")
+    .replace(/\| [0-9.]+ \|/g, "| T |")
+    .replace(/\(\d+(\.\d+)? s\)/g, "(T)")
+    .replace(/\b\d{4}-\d\d-\d\dT[\d:.]+Z?\b/g, "TIME")
+    .replace(/sc-recipe-[a-z]+-\d+/g, "NAME")
+    .replace(/demo-redis-\d+/g, "NAME")
+    .replace(/--port[= ]\d+|-p \d+|"--port",\s*"\d+"/g, "PORT")
+    .replace(/\(pid \d+/g, "(pid N")
+    .replace(/\d+ bytes/g, "N bytes")
+    .replace(/^(\s*\d+\s+\S+\s+)[\d:]+(\s)/gm, "$1T$2")
+    .replace(/^.*(Redis version|Ready to accept|Server initialized|\* ).*$/gm, "REDIS-LOG")
+    .replace(/(\/tmp|\/work|\/run)\/[^\s'"]*/g, "PATH")
+    .replace(/Generated by `[^`]*`/, "Generated by CMD")
+
+t("a failure injected in step 6 leaves no container, no state and no bundle", async () => {
+  const work = path.join(tempDir("fail"), "w")
+  const n = name("fail")
+  const script = path.join(tempDir("fail-script"), "broken.ts")
+  // compose from the recipe's own steps, with the patch step broken: a relative cwd is invalid
+  writeFileSync(
+    script,
+    [
+      `import { redisRecipe } from ${JSON.stringify(recipeFile)}`,
+      `import { Recipe, runCommand, patchSpec } from "@syscontainers/dsl"`,
+      `import path from "node:path"`,
+      `const steps = redisRecipe.steps.map((s) => s.id !== "patch" ? s : { id: "patch", spec: patchSpec({ title: "Broken patch", explain: "x", bundle: (p) => path.join(p.workdir, "cont1"), repoDir: (p) => path.join(p.workdir, "ostree"), edits: () => [{ kind: "cwd", cwd: "relative/dir" }] }) })`,
+      `const broken = new Recipe("broken", "redis with a broken patch", redisRecipe.optionSpecs, steps)`,
+      `process.exitCode = await runCommand(broken)`,
+    ].join("\n"),
+  )
+  const r = await shAny(["node", "--import", "tsx", script, "--detach", "--workdir", work, "--name", n], { env: env(), cwd: repoRoot })
+  assert.is(r.exitCode, 1)
+  assert.match(r.stderr, /step patch .* failed: SpecInvalid/)
+  assert.match(r.stderr, /\/process\/cwd/)
+  assert.not.ok(existsSync(path.join(work, "cont1")), "no partial bundle")
+  assert.not.ok(existsSync(path.join(stateRootFor("runc"), n)), "no state directory")
+  const list = await run(Containers.list())
+  assert.not.ok(list.some((c) => c.name === n))
+})
+
+t("Ctrl-C during an attached runc run stops and deletes the container and removes the bundle", async () => {
+  const work = path.join(tempDir("int"), "w")
+  const port = await freePort()
+  const n = name("ctrlc")
+  const exit = await run(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const spawn = yield* Spawn
+        const p = yield* spawn.start(["node", "--import", "tsx", recipeFile, "--workdir", work, "--port", String(port), "--name", n], { env: env(), cwd: repoRoot })
+        let up = false
+        for (let i = 0; i < 600 && !up; i++) {
+          up = (yield* Effect.promise(() => ping(port))) === "PONG"
+          if (!up) yield* Effect.sleep("100 millis")
+        }
+        if (!up) return "never came up"
+        yield* p.kill("SIGINT")
+        return yield* p.exited.pipe(Effect.timeout("20 seconds"), Effect.map((r) => r.exitCode))
+      }),
+    ),
+  )
+  assert.is(exit, 130)
+  assert.is.not(await ping(port), "PONG")
+  assert.not.ok(existsSync(path.join(stateRootFor("runc"), n)), "no state directory")
+  assert.not.ok(existsSync(path.join(work, "cont1")), "no bundle")
+  const list = await run(Containers.list())
+  assert.not.ok(list.some((c) => c.name === n))
+})
+
+t("reuse: a new recipe composed from the DSL's steps in a few lines pulls and runs busybox", async () => {
+  const work = path.join(tempDir("reuse"), "w")
+  const script = path.join(tempDir("reuse-script"), "echo.ts")
+  writeFileSync(
+    script,
+    [
+      `import path from "node:path"`,
+      `import { recipe, runCommand, initRepo, pullImage, checkoutLayers, generateSpec, patchSpec, runContainer } from "@syscontainers/dsl"`,
+      `import { Effect } from "effect"`,
+      `const repo = (p: { workdir: string }) => path.join(p.workdir, "ostree")`,
+      `const bundle = (p: { workdir: string }) => path.join(p.workdir, "bb")`,
+      `const echo = recipe({ name: "echo", description: "busybox says hello", options: {} })`,
+      `  .step("init", initRepo({ title: "repo", explain: "", dir: repo }))`,
+      `  .step("pull", pullImage({ title: "pull", explain: "", repo: (d) => d.init, repoDir: repo, from: () => "docker://busybox", name: () => "busybox" }))`,
+      `  .step("checkout", checkoutLayers({ title: "checkout", explain: "", image: (d) => d.pull.image, imageName: () => "busybox", repoDir: repo, bundle, order: () => "union" }))`,
+      `  .step("spec", generateSpec({ title: "spec", explain: "", bundle, rootless: () => true }))`,
+      `  .step("patch", patchSpec({ title: "patch", explain: "", bundle, repoDir: repo, edits: () => [{ kind: "args", args: ["/bin/sh", "-c", "echo hello-from-a-composed-recipe > /out/said"] }, { kind: "bind", source: "out", destination: "/out" }] }))`,
+      `process.exitCode = await runCommand(echo)`,
+    ].join("\n"),
+  )
+  const r = await shAny(["node", "--import", "tsx", script, "--workdir", work], { env: env(), cwd: repoRoot })
+  assert.is(r.exitCode, 0, r.stderr)
+  await sh(["runc", `--root=${tempDir("reuse-state")}`, "run", `--bundle=${path.join(work, "bb")}`, name("reuse")])
+  assert.is(readFileSync(path.join(work, "bb", "out", "said"), "utf8").trim(), "hello-from-a-composed-recipe")
+})
+
+t.run()
