@@ -8,7 +8,7 @@ import os from "node:os"
 import path from "node:path"
 import { DigestMismatch, LayerRejected } from "../packages/core/src/Errors.ts"
 import { scanLayer, writeSanitizedTar, type LayerScan } from "../packages/core/src/internal/layerScan.ts"
-import { filterTar, listTar, tarEnd, tarEntry } from "../packages/core/src/internal/tar.ts"
+import { filterTar, listTar, tarEnd, tarEntry, tarGlobalHeader } from "../packages/core/src/internal/tar.ts"
 import { buildImage, gzipBlob, layerTar, type LayerSpec } from "./fixtures/layers.ts"
 
 let work = ""
@@ -246,6 +246,28 @@ test("the tar reader agrees with GNU tar on gnu, pax and ustar archives (long na
     assert.equal(ours, theirs, format)
     assert.ok(ours.some((x) => x.includes("héllo wörld")), format)
   }
+})
+
+test("PAX global and local headers: global uid/gid apply to later entries, local records override them", async () => {
+  const tar = Buffer.concat([
+    tarEntry({ name: "before", type: "file" }),
+    tarGlobalHeader({ uid: "1234", gid: "99" }),
+    tarEntry({ name: "after", type: "file" }),
+    tarEntry({ name: "short", type: "file", pax: { uid: "7", path: "overridden/by/pax" } }),
+    tarEnd(),
+  ])
+  async function* one() {
+    yield tar
+  }
+  const entries = await listTar(one())
+  assert.equal(entries.map((e) => `${e.path} ${e.uid}:${e.gid}`), ["before 0:0", "after 1234:99", "overridden/by/pax 7:99"])
+  // a copier keeps the global header, or later entries would change owner
+  const kept: Buffer[] = []
+  for await (const chunk of filterTar(one(), (e) => (e.path === "before" ? "drop" : "keep"))) kept.push(chunk)
+  async function* copied() {
+    yield Buffer.concat(kept)
+  }
+  assert.equal((await listTar(copied())).map((e) => e.uid), [1234, 7])
 })
 
 test("filterTar copies kept entries byte for byte and drops the others whole", async () => {

@@ -411,12 +411,26 @@ export class TarParser {
   }
 }
 
-/** Iterates a source (a Node Readable or any async iterable of bytes) and collects its entries. */
+/** The entries of a source (a Node Readable or any async iterable of bytes), content skipped. */
+export async function* tarEntries(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarEntry> {
+  let ready: TarEntry[] = []
+  const parser = new TarParser({ onEntry: (e) => ready.push(e) })
+  for await (const chunk of source) {
+    parser.write(chunk)
+    if (ready.length > 0) {
+      const batch = ready
+      ready = []
+      yield* batch
+    }
+  }
+  parser.end()
+  yield* ready
+}
+
+/** All entries of a source, in archive order. */
 export const listTar = async (source: AsyncIterable<Uint8Array>): Promise<TarEntry[]> => {
   const entries: TarEntry[] = []
-  const parser = new TarParser({ onEntry: (e) => entries.push(e) })
-  for await (const chunk of source) parser.write(chunk)
-  parser.end()
+  for await (const e of tarEntries(source)) entries.push(e)
   return entries
 }
 
@@ -534,6 +548,13 @@ export const tarHeader = (h: TarHeaderInput): Buffer => {
   const paxName = Buffer.from(`PaxHeaders/${name.toString("latin1").split("/").pop()?.slice(0, 80) ?? "x"}`, "latin1")
   const pax = ustarBlock({ ...common, mode: 0o644, name: paxName, flag: "x", size: data.length, link: Buffer.alloc(0) })
   return Buffer.concat([pax, data, Buffer.alloc(tarPadding(data.length)), main])
+}
+
+/** A PAX global header ('g'): its records apply to every later entry that does not override them. */
+export const tarGlobalHeader = (records: Readonly<Record<string, string | Uint8Array>>): Buffer => {
+  const data = Buffer.concat(Object.entries(records).map(([k, v]) => paxRecord(k, bytesOf(v))))
+  const head = ustarBlock({ name: Buffer.from("GlobalHead"), flag: "g", mode: 0o644, uid: 0, gid: 0, size: data.length, link: Buffer.alloc(0), major: 0, minor: 0, mtime: 0 })
+  return Buffer.concat([head, data, Buffer.alloc(tarPadding(data.length))])
 }
 
 /** Zero bytes that pad `size` content bytes to a whole block. */
