@@ -160,6 +160,8 @@ interface Instance {
   readonly mode: number
   readonly uid: number
   readonly gid: number
+  /** Still part of the merged tree after the last layer. */
+  alive: boolean
   device?: DeviceEntry | undefined
   link?: { target: string; source: Instance | undefined; sourcePath: string } | undefined
 }
@@ -167,13 +169,15 @@ interface Instance {
 // A path of the merged tree: one instance, or for a directory every layer's that is still merged into it
 interface Node {
   readonly instances: Instance[]
-  kids: Set<string> | undefined
+  /** Paths of the children, for directories. */
+  readonly kids: Set<string> | undefined
+  readonly parent: Node | undefined
 }
 
 interface Item {
   readonly path: string
+  readonly parent: string
   readonly instance: Instance
-  readonly inCommit: boolean
 }
 
 class Rejection {
@@ -182,16 +186,18 @@ class Rejection {
 
 const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
   const cur = new Map<string, Node>()
-  const survivors: Array<Set<string>> = []
+  // per layer, what it holds at each path: its commit's entries (whiteouts aside), devices, links
+  const owns: Array<Map<string, Instance>> = []
 
-  const removeFromParent = (p: string) => {
-    if (p === "") return
-    cur.get(parentOf(p))?.kids?.delete(p)
-  }
   // drops a path and everything below it from the merged tree
-  const kill = (p: string) => {
-    if (!cur.has(p)) return
-    removeFromParent(p)
+  const kill = (p: string, node?: Node) => {
+    const n = node ?? cur.get(p)
+    if (!n) return
+    n.parent?.kids?.delete(p)
+    if (!n.kids) {
+      cur.delete(p)
+      return
+    }
     const stack = [p]
     while (stack.length > 0) {
       const q = stack.pop()!
@@ -201,12 +207,9 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
       cur.delete(q)
     }
   }
-  const insert = (p: string, inst: Instance) => {
-    cur.set(p, { instances: [inst], kids: inst.dir ? new Set() : undefined })
-    if (p !== "") {
-      const parent = cur.get(parentOf(p))
-      if (parent?.kids) parent.kids.add(p)
-    }
+  const insert = (p: string, inst: Instance, parent: Node | undefined) => {
+    cur.set(p, { instances: [inst], kids: inst.dir ? new Set() : undefined, parent })
+    parent?.kids?.add(p)
   }
   const head = (n: Node): Instance => n.instances[n.instances.length - 1]!
 
@@ -217,11 +220,11 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
     const implicit = new Set(layer.implicitDirs ?? [])
     const whiteouts: LayerEntry[] = []
     const items: Item[] = []
-    // what this layer itself holds at each path (commit, devices, links), to tell its own parents
     const own = new Map<string, Instance>()
+    owns.push(own)
     for (const e of layer.entries) {
       if (e.path.includes("\n")) reject(e.path, "a newline in a name cannot be written to ostree's line-based skip list")
-      const wt = e.path === "" ? undefined : whiteoutTarget(baseName(e.path))
+      const wt = e.path.includes(WH) ? whiteoutTarget(baseName(e.path)) : undefined
       if (wt !== undefined) {
         if (e.type === "dir") reject(e.path, "a whiteout must not be a directory")
         if (e.path.endsWith(`/${OPAQUE}`) || e.path === OPAQUE) whiteouts.push(e)
@@ -230,21 +233,21 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
         continue
       }
       const isImplicit = e.type === "dir" && implicit.has(e.path)
-      const inst: Instance = { layer: li, kind: "entry", dir: e.type === "dir", symlink: e.type === "symlink", explicit: !isImplicit, mode: e.mode, uid: e.uid, gid: e.gid }
+      const inst: Instance = { layer: li, kind: "entry", dir: e.type === "dir", symlink: e.type === "symlink", explicit: !isImplicit, mode: e.mode, uid: e.uid, gid: e.gid, alive: false }
       if (e.path === "" && !inst.dir) reject(e.path, "the root must be a directory")
       own.set(e.path, inst)
-      items.push({ path: e.path, instance: inst, inCommit: true })
+      items.push({ path: e.path, parent: parentOf(e.path), instance: inst })
     }
     for (const d of layer.devices ?? []) {
-      const inst: Instance = { layer: li, kind: "device", dir: false, symlink: false, explicit: true, mode: d.mode, uid: d.uid, gid: d.gid, device: d }
+      const inst: Instance = { layer: li, kind: "device", dir: false, symlink: false, explicit: true, mode: d.mode, uid: d.uid, gid: d.gid, alive: false, device: d }
       own.set(d.path, inst)
-      items.push({ path: d.path, instance: inst, inCommit: false })
+      items.push({ path: d.path, parent: parentOf(d.path), instance: inst })
     }
     const links: Item[] = []
     for (const h of layer.externalHardlinks ?? []) {
-      const inst: Instance = { layer: li, kind: "link", dir: false, symlink: false, explicit: true, mode: 0, uid: 0, gid: 0, link: { target: h.target, source: undefined, sourcePath: h.target } }
+      const inst: Instance = { layer: li, kind: "link", dir: false, symlink: false, explicit: true, mode: 0, uid: 0, gid: 0, alive: false, link: { target: h.target, source: undefined, sourcePath: h.target } }
       own.set(h.path, inst)
-      const item = { path: h.path, instance: inst, inCommit: false }
+      const item = { path: h.path, parent: parentOf(h.path), instance: inst }
       items.push(item)
       links.push(item)
     }
@@ -268,15 +271,14 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
     for (const it of items) (buckets[depthOf(it.path)] ??= []).push(it)
     for (const bucket of buckets) {
       if (!bucket) continue
-      for (const { path: p, instance: inst } of bucket) {
+      for (const { path: p, parent: q, instance: inst } of bucket) {
+        const below = p === "" ? undefined : cur.get(q)
         if (p !== "") {
-          const q = parentOf(p)
           const mine = own.get(q)
           if (mine) {
             if (mine.symlink) reject(p, `its parent ${JSON.stringify(q)} is a symlink in the same layer`)
             if (!mine.dir) reject(p, `its parent ${JSON.stringify(q)} is not a directory in the same layer`)
           } else {
-            const below = cur.get(q)
             if (below && head(below).symlink)
               reject(p, `its parent ${JSON.stringify(q)} is a symlink from a lower layer: writing through it would reach outside the rootfs`)
             if (!below?.kids) reject(p, `its parent ${JSON.stringify(q)} is not a directory in the merged tree`)
@@ -285,7 +287,7 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
         const existing = cur.get(p)
         if (!inst.explicit) {
           // a directory ostree made up: it only stands in for whatever lower layers have there
-          if (!existing) insert(p, inst)
+          if (!existing) insert(p, inst, below)
           else if (existing.kids) existing.instances.push(inst)
           else if (head(existing).symlink) reject(p, `a parent directory missing from the layer is a symlink from a lower layer: writing through it would reach outside the rootfs`)
           else reject(p, "a parent directory missing from the layer is a non-directory in a lower layer")
@@ -293,8 +295,8 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
         }
         if (existing && existing.kids && inst.dir) existing.instances.push(inst)
         else {
-          kill(p)
-          insert(p, inst)
+          if (existing) kill(p, existing)
+          insert(p, inst, below)
         }
       }
     }
@@ -319,12 +321,11 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
     }
   })
 
-  for (let i = 0; i < layers.length; i++) survivors.push(new Set())
   const directories: DirectoryFix[] = []
   const devices: DeviceEntry[] = []
   const hardlinks: HardlinkFix[] = []
   for (const [p, n] of cur) {
-    for (const inst of n.instances) survivors[inst.layer]!.add(p)
+    for (const inst of n.instances) inst.alive = true
     const top = head(n)
     if (n.kids) {
       let meta: { mode: number; uid: number; gid: number } | undefined
@@ -347,17 +348,15 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
   }
 
   const plans = layers.map((layer, li) => {
-    const alive = survivors[li]!
-    const inLayer = new Set<string>()
-    for (const e of layer.entries) inLayer.add(e.path)
+    const own = owns[li]!
     const skip: string[] = []
     for (const e of layer.entries) {
-      if (e.path === "" || alive.has(e.path)) continue
+      if (e.path === "" || own.get(e.path)?.alive) continue
       // a skipped directory takes its subtree with it: list only the top of what goes
       let q = parentOf(e.path)
-      while (q !== "" && !inLayer.has(q)) q = parentOf(q)
-      const covered = inLayer.has(q) && !alive.has(q)
-      if (covered) continue
+      while (q !== "" && !own.has(q)) q = parentOf(q)
+      const above = own.get(q)
+      if (above && !above.alive) continue
       if (e.path.includes("\n")) throw new Rejection(layer.digest, e.path, "a newline in a name cannot be written to ostree's line-based skip list")
       skip.push(e.type === "dir" ? `/${e.path}/` : `/${e.path}`)
     }
