@@ -115,6 +115,7 @@ const hostile: ReadonlyArray<{ readonly name: string; readonly spec: LayerSpec; 
   { name: "a hardlink escaping the rootfs", spec: { writer: "own", entries: [{ type: "hardlink", path: "h", target: "../../etc/shadow" }] }, entry: "h", reason: /escapes the rootfs/ },
   { name: "a root that is a symlink", spec: { writer: "own", entries: [{ type: "raw", header: { name: "./", type: "symlink", linkname: "/" } }] }, entry: "./", reason: /type of the root/ },
   { name: "a directory named as a whiteout", spec: { writer: "own", entries: [{ type: "dir", path: ".wh.etc" }] }, entry: ".wh.etc/", reason: /must not be a directory/ },
+  { name: "a symlink whose name holds ' -> '", spec: { writer: "own", entries: [{ type: "symlink", path: "usr -> etc", target: "/etc" }] }, entry: "usr -> etc", reason: /' -> '/ },
   { name: "a path that is both a directory and a file", spec: { writer: "own", entries: [{ type: "dir", path: "x" }, { type: "file", path: "x" }] }, entry: "x", reason: /appears twice/ },
   { name: "a directory with content", spec: { writer: "own", entries: [{ type: "raw", header: { name: "d/", type: "dir" }, content: "smuggled" }] }, entry: "d/", reason: /content/ },
 ]

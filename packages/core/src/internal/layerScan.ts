@@ -134,6 +134,9 @@ class LayerChecker {
     if (e.type !== "file" && e.declaredSize > 0) refuse(`a ${e.type} entry with ${e.declaredSize} bytes of content (readers disagree on such entries)`)
     if (p === "" && e.type !== "dir") refuse("refusing to change the type of the root directory")
     if (e.type === "symlink" && e.linkname === "") refuse("a symlink with an empty target")
+    // `ostree ls` prints a symlink as "NAME -> TARGET": the plan must be able to split that line
+    if ((e.type === "symlink" || e.type === "hardlink") && baseName(p).includes(" -> "))
+      refuse("a link whose name holds ' -> ' cannot be told apart from its target in ostree's listing")
 
     const base = baseName(p)
     const whiteout = p !== "" && base.startsWith(WH)

@@ -106,9 +106,9 @@ const lsTypes: Readonly<Record<string, LayerEntry["type"]>> = { "-": "file", d: 
 const lsLine = /^([-dlcb])0([0-7]{4,}) (\d+) (\d+) +(\d+) (\/.*)$/
 
 /**
- * Reads `ostree ls -R COMMIT` output. A symlink line is "PATH -> TARGET": when a name itself holds " -> "
+ * Reads `ostree ls -R COMMIT` output. A symlink line is "PATH -> TARGET": when a link's name itself holds " -> "
  * only `names` (the NUL-separated `ostree ls -R --nul-filenames-only COMMIT`, same order) splits it right;
- * without it the first " -> " is taken as the separator. Throws on a line it cannot read.
+ * without it the first " -> " is taken as the separator (scanLayer refuses such link names). Throws on a line it cannot read.
  */
 export const parseOstreeLs = (stdout: string, names?: string): LayerEntry[] => {
   const list = names === undefined ? undefined : names.split("\0").filter((n) => n !== "")
