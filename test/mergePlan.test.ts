@@ -145,6 +145,13 @@ test("an upper layer that lists the directory itself replaces a lower symlink (a
   assert.equal(final(layers, p), ["lib dir", "lib/x file@1"])
 })
 
+test("a listing without a root entry still plans (the rootfs exists before any layer)", () => {
+  const layers: PlanLayer[] = [{ digest: "L0", entries: [d("etc"), f("etc/a")] }, { digest: "L1", entries: [f(".wh.etc")] }]
+  const p = plan(layers)
+  assert.equal(skips(p), [["/etc/"], ["/.wh.etc"]])
+  assert.equal(p.directories, [{ path: "", mode: 0o755, uid: 0, gid: 0 }])
+})
+
 test("entries under a same-layer symlink or file are rejected", () => {
   assert.match(rejection([layer("L0", [s("l", "/"), f("l/x")])]).reason, /symlink in the same layer/)
   assert.match(rejection([layer("L0", [f("f"), f("f/x")])]).reason, /not a directory in the same layer/)

@@ -212,6 +212,8 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
     parent?.kids?.add(p)
   }
   const head = (n: Node): Instance => n.instances[n.instances.length - 1]!
+  // the rootfs exists before any layer: a listing without "/" still has a root to hang entries on
+  insert("", { layer: -1, kind: "entry", dir: true, symlink: false, explicit: false, mode: 0o755, uid: 0, gid: 0, alive: false }, undefined)
 
   layers.forEach((layer, li) => {
     const reject = (entry: string, reason: string): never => {
