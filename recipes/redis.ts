@@ -21,6 +21,8 @@ export const redisRecipe = recipe({
     order: { type: "string", default: "union", choices: ["union", "union-add"], describe: "check layers out bottom-up (union) or top-down (union-add)" },
     network: { type: "string", default: "host", choices: ["host", "private"], describe: "share the host's network, or a private network namespace" },
   },
+  // nginx's recipe works here too: one repo for both, as in the seed
+  workdir: "work/walkthrough",
 })
   .step("init", initRepo({
     title: "Create an ostree repository",

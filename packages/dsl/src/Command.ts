@@ -62,7 +62,7 @@ export const parseInvocation = <S extends OptionSpecs>(recipe: Recipe<S, unknown
   return {
     mode: modes[0] ?? "run",
     options: options as OptionValues<S>,
-    workdir: path.resolve(typeof values.workdir === "string" ? values.workdir : path.join("work", recipe.name)),
+    workdir: path.resolve(typeof values.workdir === "string" ? values.workdir : recipe.defaultWorkdir),
     fresh: values.fresh === true,
     json: values.json === true,
     ...(typeof values.tutorial === "string" ? { tutorial: path.resolve(values.tutorial) } : {}),
@@ -87,7 +87,7 @@ export const helpText = <S extends OptionSpecs>(recipe: Recipe<S, unknown>, prog
     "  --dry-run                      print the equivalent bash script; run nothing, create nothing",
     "  --tutorial FILE.md             run for real and write the walkthrough to FILE.md",
     "  --json                         one JSON event per line on stdout instead of the human view",
-    "  --workdir DIR                  where the repo and bundles go (default ./work/<recipe>)",
+    `  --workdir DIR                  where the repo and bundles go (default ./${recipe.defaultWorkdir})`,
     "  --fresh                        redo everything: remove the workdir's previous state first",
     "  -h, --help                     this text",
   ].join("\n")

@@ -10,17 +10,19 @@ export class Recipe<S extends OptionSpecs, Done = {}> {
     readonly description: string,
     readonly optionSpecs: S,
     readonly steps: ReadonlyArray<Step<OptionValues<S>>> = [],
+    /** Where the recipe works when --workdir is not given (relative to the current directory). */
+    readonly defaultWorkdir: string = `work/${name}`,
   ) {}
 
   /** Adds a step whose output later steps read as `results[id]`. */
   step<K extends string, Out>(id: K, spec: StepSpec<OptionValues<S>, Done, Out>): Recipe<S, Done & { readonly [P in K]: Out }> {
     if (this.steps.some((s) => s.id === id)) throw new Error(`recipe ${this.name}: step ${id} twice`)
-    return new Recipe(this.name, this.description, this.optionSpecs, [...this.steps, { id, spec }])
+    return new Recipe(this.name, this.description, this.optionSpecs, [...this.steps, { id, spec }], this.defaultWorkdir)
   }
 
   /** Adds every step of another recipe's list (reuse across recipes). */
   steps_<D2>(more: ReadonlyArray<Step<OptionValues<S>>>): Recipe<S, Done & D2> {
-    return new Recipe(this.name, this.description, this.optionSpecs, [...this.steps, ...more])
+    return new Recipe(this.name, this.description, this.optionSpecs, [...this.steps, ...more], this.defaultWorkdir)
   }
 
   /** The plan: each step's title, paragraph and shell commands, computed without any I/O. */
@@ -30,5 +32,5 @@ export class Recipe<S extends OptionSpecs, Done = {}> {
 }
 
 /** Starts a recipe. */
-export const recipe = <const S extends OptionSpecs>(o: { readonly name: string; readonly description: string; readonly options: S }): Recipe<S> =>
-  new Recipe(o.name, o.description, o.options)
+export const recipe = <const S extends OptionSpecs>(o: { readonly name: string; readonly description: string; readonly options: S; readonly workdir?: string }): Recipe<S> =>
+  new Recipe(o.name, o.description, o.options, [], o.workdir)
