@@ -1,0 +1,105 @@
+// rootless: a real non-root user pulls, checks out and runs redis with its own repo and runtime dir.
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
+import { createServer } from "node:net"
+import path from "node:path"
+import { cleanupTemps, repoRoot, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+
+const t = suite("rootless")
+let mirror: Mirror
+const user = `sc-rootless-${process.pid}`
+let home = ""
+let runtimeDir = ""
+let uid = 0
+const bin = path.join(repoRoot, "packages/core/bin/syscontainers.js")
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port
+      s.close(() => resolve(p))
+    })
+  })
+
+/** Runs argv as the test user, with its own HOME, XDG_RUNTIME_DIR and the mirror's registries.conf. */
+const asUser = (argv: ReadonlyArray<string>) =>
+  shAny(["runuser", "-u", user, "--", "env", "-i", `HOME=${home}`, `USER=${user}`, `XDG_RUNTIME_DIR=${runtimeDir}`, `PATH=${process.env["PATH"]}`, `CONTAINERS_REGISTRIES_CONF=${mirror.env["CONTAINERS_REGISTRIES_CONF"]}`, ...argv], { cwd: home })
+const sc = (...args: string[]) => asUser(["node", bin, ...args])
+
+t.before(async () => {
+  mirror = await useMirror()
+  // the registries.conf lives in the mirror's temp dir: the user must be able to read it
+  chmodSync(path.dirname(mirror.env["CONTAINERS_REGISTRIES_CONF"]!), 0o755)
+  await sh(["useradd", "--create-home", "--shell", "/bin/sh", user])
+  uid = Number((await sh(["id", "-u", user])).trim())
+  home = (await sh(["getent", "passwd", user])).split(":")[5]!
+  runtimeDir = path.join(tempDir("xdg"), "run")
+  mkdirSync(runtimeDir, { mode: 0o700 })
+  chownSync(runtimeDir, uid, uid)
+})
+t.after(async () => {
+  await sc("rm", "--force", "rl-redis")
+  await shAny(["pkill", "-u", user])
+  await shAny(["userdel", "--remove", user])
+  cleanupTemps()
+  await mirror.stop()
+})
+
+t("the user is really not root", async () => {
+  const r = await asUser(["id", "-u"])
+  assert.is(r.stdout.trim(), String(uid))
+  assert.is.not(uid, 0)
+})
+
+t("pull into the user's own bare-user repo under ~/.local/share", async () => {
+  const r = await sc("pull", "docker://redis:alpine", "redis")
+  assert.is(r.exitCode, 0, r.stderr)
+  const repo = path.join(home, ".local/share/containers/syscontainers/repo")
+  assert.match(readFileSync(path.join(repo, "config"), "utf8"), /mode=bare-user/)
+  const refs = await asUser(["ostree", "refs", `--repo=${repo}`])
+  assert.match(refs.stdout, /ociimage\/redis_3Alatest/)
+})
+
+t("checkout, rootless spec from the image, run detached: PONG from the host", async () => {
+  const port = await freePort()
+  const bundle = path.join(home, "cont1")
+  for (const args of [
+    ["checkout", "redis", bundle],
+    ["spec", bundle, "--rootless", "--from-image", "redis"],
+    ["patch", bundle, "--edits", JSON.stringify([{ kind: "args", args: ["redis-server", "--port", String(port)] }, { kind: "tmpfs", destination: "/tmp" }, { kind: "tmpfs", destination: "/var/run" }])],
+    ["run", bundle, "rl-redis", "--detach"],
+  ]) {
+    const r = await sc(...args)
+    assert.is(r.exitCode, 0, `${args.join(" ")}: ${r.stderr}`)
+  }
+  let pong = ""
+  for (let i = 0; i < 100 && pong !== "PONG"; i++) {
+    pong = (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
+    if (pong !== "PONG") await new Promise((r) => setTimeout(r, 100))
+  }
+  assert.is(pong, "PONG")
+  // the container's processes belong to the user on the host
+  const ps = await sc("ps", "--json")
+  const mine = (JSON.parse(ps.stdout) as Array<{ name: string; pid: number; status: string }>).find((c) => c.name === "rl-redis")
+  assert.is(mine?.status, "running")
+  const owner = (await sh(["ps", "-o", "uid=", "-p", String(mine!.pid)])).trim()
+  assert.is(owner, String(uid))
+  // state lives in the user's runtime dir
+  assert.ok(existsSync(path.join(runtimeDir, "syscontainers/runc/rl-redis")))
+})
+
+t("inside, the user is root of a user namespace, and the hardlinked root is read-only", async () => {
+  const r = await sc("exec", "rl-redis", "sh", "-c", "id -u; touch /usr/bin/x 2>&1; true")
+  assert.match(r.stdout, /^0$/m)
+  assert.match(r.stdout, /Read-only file system/)
+})
+
+t("kill and rm as the user leave nothing", async () => {
+  assert.is((await sc("rm", "--force", "rl-redis")).exitCode, 0)
+  assert.not.ok(existsSync(path.join(runtimeDir, "syscontainers/runc/rl-redis")))
+  rmSync(path.join(home, "cont1"), { recursive: true, force: true })
+})
+
+t.run()
