@@ -1,10 +1,55 @@
-// Bubblewrap: config.json → bwrap argv mappings, checked argument by argument.
+// Bubblewrap: config.json → bwrap argv mappings, then real containers under bwrap 0.8, as root and as a fresh non-root user.
 import { test } from "uvu"
 import * as assert from "uvu/assert"
+import { Effect } from "effect"
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import { bwrapArgs, encodeArgs, parseSize, splitCommand, type PathKind } from "../packages/core/src/internal/bwrapArgs.ts"
-import { cleanupTemps, run, tempDir } from "./fixtures/harness.ts"
-import { makeProbeBundle } from "./fixtures/probeBundle.ts"
+import { fileURLToPath } from "node:url"
+import {
+  bwrapArgs, encodeArgs, makeBubblewrapRuntime, parseSignal, parseSize, splitCommand,
+  type BubblewrapOptions, type BubblewrapRuntime, type PathKind,
+} from "../packages/core/src/Bubblewrap.ts"
+import { Spawn, SpawnLive } from "../packages/core/src/Spawn.ts"
+import { cleanupTemps, failure, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { makeProbeBundle, type ProbeBundle } from "./fixtures/probeBundle.ts"
+
+const thisFile = fileURLToPath(import.meta.url)
+
+// ---------------------------------------------------------------------------------------------
+// child mode: the rootless test re-runs this file as the test user to drive the runtime there
+// ---------------------------------------------------------------------------------------------
+
+interface ChildJob {
+  readonly bundle: string
+  readonly rangesBundle: string
+  readonly detachedBundle: string
+}
+
+const childMain = async (job: ChildJob) => {
+  const result: Record<string, unknown> = { uid: process.getuid?.(), stateRoot: "" }
+  const warnings: string[] = []
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const rt = yield* makeBubblewrapRuntime({ onWarning: (w) => warnings.push(w) })
+      result.stateRoot = rt.stateRoot
+      result.attached = yield* rt.runAttached({ bundle: job.bundle, name: "rl-attached" })
+      const d = yield* rt.runDetached({ bundle: job.detachedBundle, name: "rl-detached" })
+      result.detached = d.status
+      result.exec = yield* rt.exec("rl-detached", ["sh", "-c", "id -u; hostname; echo $PROBE"])
+      yield* rt.kill("rl-detached", "KILL")
+      yield* Effect.sleep("200 millis")
+      result.afterKill = (yield* rt.state("rl-detached")).status
+      yield* rt.delete("rl-detached")
+      result.ranges = yield* rt.runAttached({ bundle: job.rangesBundle, name: "rl-ranges" })
+      result.left = (yield* rt.list()).length
+    }).pipe(
+      Effect.catchAll((e) => Effect.sync(() => void (result.error = `${(e as { _tag?: string })._tag}: ${(e as Error).message}`))),
+      Effect.provide(SpawnLive),
+    ),
+  )
+  result.warnings = warnings
+  console.log(`CHILD-RESULT ${JSON.stringify(result)}`)
+}
 
 // ---------------------------------------------------------------------------------------------
 // pure mappings
@@ -331,12 +376,404 @@ test("the stock `runc spec` config maps to bwrap-oci's argv, and only /dev/shm's
   assert.equal(t.prefix, ["prlimit", "--nofile=1024:1024", "--"])
 })
 
-test("helpers: sizes and the --args encoding", () => {
+test("helpers: sizes, signals, and the --args encoding", () => {
   assert.equal([parseSize("65536k"), parseSize("64M"), parseSize("2g"), parseSize("512"), parseSize("10%")], [67108864, 67108864, 2 * 1024 ** 3, 512, undefined])
+  assert.equal([parseSignal("TERM"), parseSignal("SIGKILL"), parseSignal("hup"), parseSignal("9"), parseSignal("NOPE"), parseSignal("0")], [15, 9, 1, 9, undefined, undefined])
   assert.equal(splitCommand(["--a", "--", "x", "--", "y"]), { options: ["--a"], command: ["x", "--", "y"] })
   assert.equal(encodeArgs(["--bind", "a b", "/"]).toString("utf8"), "--bind\0a b\0/\0")
 })
 
-test.after(() => cleanupTemps())
+// ---------------------------------------------------------------------------------------------
+// real containers as root
+// ---------------------------------------------------------------------------------------------
 
-test.run()
+const isRoot = process.getuid?.() === 0
+const work = isRoot ? tempDir("bwrap-run") : ""
+const stateRoot = path.join(work, "state")
+const warnings: string[] = []
+const opts: BubblewrapOptions = { stateRoot, onWarning: (w) => void warnings.push(w) }
+const withRt = <A, E>(f: (rt: BubblewrapRuntime) => Effect.Effect<A, E, Spawn>) => run(Effect.flatMap(makeBubblewrapRuntime(opts), f))
+const failWith = <A, E>(f: (rt: BubblewrapRuntime) => Effect.Effect<A, E, Spawn>) => failure(Effect.flatMap(makeBubblewrapRuntime(opts), f))
+let bundles = 0
+
+/** A fresh probe bundle with an rw /out (host dir) to report through, fully supported by bwrap. */
+const probe = async (script: string, edit: (c: Record<string, any>) => void = () => {}) => {
+  const dir = path.join(work, `b${++bundles}`)
+  mkdirSync(dir)
+  const b = await run(makeProbeBundle(dir))
+  mkdirSync(path.join(dir, "out"))
+  b.patch((c) => {
+    c.process.args = ["sh", "-c", `{ ${script}\n} >/out/o 2>&1`]
+    c.process.terminal = false
+    // the one thing in the stock spec bwrap cannot do
+    c.mounts = c.mounts.map((m: any) => (m.destination === "/dev/shm" ? { ...m, options: m.options.filter((o: string) => o !== "noexec") } : m))
+    c.mounts.push({ destination: "/out", type: "bind", source: "out", options: ["rbind", "rw"] })
+    edit(c)
+  })
+  const out = () => (existsSync(path.join(dir, "out", "o")) ? readFileSync(path.join(dir, "out", "o"), "utf8") : "")
+  return { b, dir, out }
+}
+const attached = async (p: { dir: string }, name = `a${bundles}`) => withRt((rt) => rt.runAttached({ bundle: p.dir, name }))
+
+test("root: a stock runc spec is refused naming what bwrap cannot do, and nothing is left behind", async () => {
+  if (!isRoot) return
+  const dir = path.join(work, "stock")
+  mkdirSync(dir)
+  await run(makeProbeBundle(dir))
+  const e = await failWith((rt) => rt.runAttached({ bundle: dir, name: "stock" }))
+  assert.is((e as { _tag: string })._tag, "SpecInvalid")
+  assert.match((e as Error).message, /\/mounts\/3: bwrap cannot mount \/dev\/shm noexec/)
+  assert.match((e as Error).message, /allowUnsupported/)
+  assert.is(existsSync(path.join(stateRoot, "stock")), false)
+})
+
+test("root: args, cwd, env on a clean environment (the caller's is not inherited), hostname, uid, exit code", async () => {
+  if (!isRoot) return
+  process.env.SC_BWRAP_LEAK = "leaked"
+  const p = await probe('echo "args:$0:$1"; pwd; echo "env:$PROBE:${SC_BWRAP_LEAK:-unset}"; hostname; id -u; exit 7', (c) => {
+    c.process.args.push("zero", "first")
+    c.process.cwd = "/tmp"
+    c.process.env.push("PROBE=hello world")
+    c.hostname = "probe-host"
+  })
+  const code = await attached(p)
+  delete process.env.SC_BWRAP_LEAK
+  assert.is(code, 7)
+  assert.is(p.out(), "args:zero:first\n/tmp\nenv:hello world:unset\nprobe-host\n0\n")
+  assert.equal(readdirSync(stateRoot).filter((n) => n === `a${bundles}`), [], "an attached run forgets its state")
+})
+
+test("root: the root is read-only, tmpfs and rw binds are writable, ro binds are not", async () => {
+  if (!isRoot) return
+  const p = await probe("touch /rootfile && echo root-rw || echo root-ro; touch /tmp/t && echo tmp-rw; touch /out/w && echo out-rw; touch /ro/x && echo ro-rw || echo ro-ro; cat /ro/f; grep ' /tmp ' /proc/mounts | cut -d' ' -f3", (c) => {
+    c.mounts.push({ destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["size=1m", "mode=1777"] })
+    c.mounts.push({ destination: "/ro", type: "bind", source: "rodir", options: ["rbind", "ro"] })
+  })
+  mkdirSync(path.join(p.dir, "rodir"))
+  writeFileSync(path.join(p.dir, "rodir", "f"), "from the host\n")
+  assert.is(await attached(p), 0)
+  assert.is(p.out().replace(/touch: [^\n]*\n/g, ""), "root-ro\ntmp-rw\nout-rw\nro-ro\nfrom the host\ntmpfs\n")
+  assert.is(existsSync(path.join(p.dir, "out", "w")), true)
+  assert.is(existsSync(path.join(p.dir, "rodir", "x")), false)
+})
+
+test("root: a private network namespace has only lo; masked /proc files read empty; rlimits apply", async () => {
+  if (!isRoot) return
+  const p = await probe("grep -c : /proc/net/dev; grep -o 'lo:' /proc/net/dev; wc -c < /proc/keys 2>&1 || cat /proc/keys | wc -c; grep 'open files' /proc/self/limits", (c) => {
+    c.process.rlimits = [{ type: "RLIMIT_NOFILE", soft: 256, hard: 512 }]
+  })
+  await run(Effect.flatMap(Spawn, (s) => s.run(["ln", "-s", "busybox", path.join(p.b.rootfs, "bin", "wc")])))
+  assert.is(await attached(p), 0)
+  const lines = p.out().split("\n")
+  assert.is(lines[0], "1", "one interface in /proc/net/dev")
+  assert.is(lines[1], "lo:")
+  if (existsSync("/proc/keys")) assert.is(lines[2]?.trim(), "0", "masked /proc/keys reads as empty")
+  assert.match(p.out(), /Max open files\s+256\s+512/)
+})
+
+test("root: SIGTERM to us is forwarded to an attached container, which exits with its own code", async () => {
+  if (!isRoot) return
+  const p = await probe("trap 'echo got TERM; exit 42' TERM; echo up; while :; do sleep 0.05; done")
+  const name = `a${bundles}`
+  const noop = () => {}
+  process.on("SIGTERM", noop) // never let the test process itself die of it
+  try {
+    const running = attached(p, name)
+    const up = await withRt((rt) => Effect.gen(function* () {
+      for (let i = 0; i < 200; i++) {
+        const s = yield* rt.list()
+        if (s.some((c) => c.name === name && c.status === "running") && existsSync(path.join(p.dir, "out", "o")) && p.out().includes("up")) return true
+        yield* Effect.sleep("20 millis")
+      }
+      return false
+    }))
+    assert.ok(up, "the container came up")
+    process.kill(process.pid, "SIGTERM")
+    assert.is(await running, 42)
+    assert.is(p.out(), "up\ngot TERM\n")
+  } finally {
+    process.off("SIGTERM", noop)
+  }
+})
+
+test("root: detached: logs to BUNDLE/NAME.log, state.json, list/state, exec sees hostname/env/cwd, TERM stops it, delete forgets it", async () => {
+  if (!isRoot) return
+  const p = await probe("x", (c) => {
+    c.process.args = ["sh", "-c", "trap 'echo bye; exit 0' TERM; echo hello-log; while :; do sleep 0.05; done"]
+    c.hostname = "detached-host"
+    c.process.env.push("PROBE=from-config")
+    c.process.cwd = "/tmp"
+  })
+  const r = await withRt((rt) => Effect.gen(function* () {
+    const started = yield* rt.runDetached({ bundle: p.dir, name: "det" })
+    const stateJson = JSON.parse(readFileSync(path.join(stateRoot, "det", "state.json"), "utf8"))
+    const bwrapCmdline = readFileSync(`/proc/${stateJson.bwrapPid}/cmdline`, "utf8").split("\0")
+    const missing = yield* rt.exec("det", ["no-such-command"])
+    const listed = yield* rt.list()
+    const ex = yield* rt.exec("det", ["sh", "-c", "hostname; pwd"])
+    const env = yield* rt.exec("det", ["env"])
+    yield* rt.kill("det", "TERM")
+    const status = yield* stoppedWithin(rt, "det")
+    yield* rt.delete("det")
+    return { started, stateJson, bwrapCmdline, missing, listed, ex, env, status, after: yield* rt.list() }
+  }))
+  assert.is(r.started.status, "running")
+  assert.ok(r.started.pid > 1)
+  assert.equal(r.listed, [r.started])
+  assert.is(r.stateJson.name, "det")
+  assert.is(r.stateJson.pid, r.started.pid)
+  assert.is(r.stateJson.bundle, p.dir)
+  assert.ok(r.stateJson.bwrapPid > 1 && r.stateJson.bwrapPid !== r.stateJson.pid, "bwrap's own pid is recorded too")
+  assert.match(r.stateJson.pidStartTime, /^\d+$/)
+  assert.equal([path.basename(r.bwrapCmdline[0] ?? ""), ...r.bwrapCmdline.slice(1, 5)], ["bwrap", "--args", "4", "--json-status-fd", "3"], "options come through --args")
+  assert.not.ok(r.bwrapCmdline.some((a) => a.includes("from-config")), "the env is not on bwrap's command line")
+  assert.is(r.missing.exitCode, 127)
+  assert.ok(!Number.isNaN(Date.parse(r.stateJson.created)))
+  assert.is(r.ex.exitCode, 0)
+  assert.is(r.ex.stdout, "detached-host\n/tmp\n")
+  assert.equal(r.env.stdout.trimEnd().split("\n").sort(), ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PROBE=from-config", "TERM=xterm"], "exactly the config's env")
+  assert.is(r.status, "stopped")
+  assert.equal(r.after, [])
+  assert.is(existsSync(path.join(stateRoot, "det")), false)
+  assert.is(readFileSync(path.join(p.dir, "det.log"), "utf8"), "hello-log\nbye\n")
+})
+
+/** Polls state until stopped (or 2 s); resolves with the last status. */
+const stoppedWithin = (rt: BubblewrapRuntime, name: string) =>
+  Effect.gen(function* () {
+    let status = (yield* rt.state(name)).status
+    for (let i = 0; i < 100 && status !== "stopped"; i++) {
+      yield* Effect.sleep("20 millis")
+      status = (yield* rt.state(name)).status
+    }
+    return status
+  })
+
+test("root: kill takes names and numbers; a plain sleep as pid 1 ignores TERM (as under runc) but not KILL", async () => {
+  if (!isRoot) return
+  const p = await probe("x", (c) => void (c.process.args = ["sleep", "1000"]))
+  const r = await withRt((rt) => Effect.gen(function* () {
+    yield* rt.runDetached({ bundle: p.dir, name: "sleeper" })
+    yield* rt.kill("sleeper", "SIGTERM")
+    yield* Effect.sleep("200 millis")
+    const afterTerm = (yield* rt.state("sleeper")).status
+    const badSignal = yield* Effect.flip(rt.kill("sleeper", "NOPE"))
+    const notForced = yield* Effect.flip(rt.delete("sleeper"))
+    yield* rt.kill("sleeper", "9")
+    const afterKill = yield* stoppedWithin(rt, "sleeper")
+    const notRunning = yield* Effect.flip(rt.kill("sleeper", "KILL"))
+    yield* rt.delete("sleeper")
+    return { afterTerm, badSignal, notForced, afterKill, notRunning }
+  }))
+  assert.is(r.afterTerm, "running")
+  assert.match(r.badSignal.message, /unknown signal "NOPE"/)
+  assert.match(r.notForced.message, /is running \(pid \d+\); kill it first or delete with force/)
+  assert.is(r.afterKill, "stopped")
+  assert.match(r.notRunning.message, /container sleeper is not running/)
+})
+
+test("root: a name in use is ContainerExists; unknown names are ContainerNotFound; delete force stops and forgets", async () => {
+  if (!isRoot) return
+  const p = await probe("x", (c) => void (c.process.args = ["sleep", "1000"]))
+  const r = await withRt((rt) => Effect.gen(function* () {
+    const first = yield* rt.runDetached({ bundle: p.dir, name: "taken" })
+    const again = yield* Effect.flip(rt.runDetached({ bundle: p.dir, name: "taken" }))
+    const attachedAgain = yield* Effect.flip(rt.runAttached({ bundle: p.dir, name: "taken" }))
+    const missing = yield* Effect.all([rt.state("nope"), rt.kill("nope"), rt.delete("nope"), rt.exec("nope", ["true"]), rt.state("../etc")].map((e) => Effect.flip(e)))
+    yield* rt.delete("taken", { force: true })
+    return { first, again, attachedAgain, missing, after: yield* rt.list() }
+  }))
+  assert.is(r.again._tag, "ContainerExists")
+  assert.is(r.attachedAgain._tag, "ContainerExists")
+  assert.match(r.again.message, /a container named taken already exists \(bwrap\)/)
+  assert.equal(r.missing.map((e) => e._tag), ["ContainerNotFound", "ContainerNotFound", "ContainerNotFound", "ContainerNotFound", "ContainerNotFound"])
+  assert.equal(r.after, [])
+  let gone = false
+  for (let i = 0; i < 50 && !gone; i++) {
+    gone = !existsSync(`/proc/${r.first.pid}`) || readFileSync(`/proc/${r.first.pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z") === true
+    if (!gone) await new Promise((res) => setTimeout(res, 20))
+  }
+  assert.ok(gone, "delete --force killed the container")
+})
+
+test("root: stale state: a dead pid, or a live pid that started at another time, lists as stopped", async () => {
+  if (!isRoot) return
+  const fake = (name: string, pid: number, pidStartTime: string) => {
+    mkdirSync(path.join(stateRoot, name), { recursive: true })
+    writeFileSync(path.join(stateRoot, name, "state.json"), JSON.stringify({
+      name, runtime: "bwrap", pid, bwrapPid: pid, pidStartTime, bundle: "/nowhere", created: "2020-01-01T00:00:00.000Z",
+      status: "running", attached: false, namespaces: ["mount"], env: [], user: { uid: 0, gid: 0 }, cwd: "/", userns: false,
+    }))
+  }
+  const dead = Number((await sh(["sh", "-c", "echo $$"])).trim())
+  fake("stale-dead", dead, "1")
+  fake("stale-reused", process.pid, "1") // our pid is alive, but did not start at tick 1
+  const r = await withRt((rt) => Effect.gen(function* () {
+    const listed = yield* rt.list()
+    const exec = yield* Effect.flip(rt.exec("stale-reused", ["true"]))
+    const kill = yield* Effect.flip(rt.kill("stale-reused", "KILL"))
+    yield* rt.delete("stale-dead")
+    yield* rt.delete("stale-reused")
+    return { listed, exec, kill }
+  }))
+  assert.equal(r.listed, [
+    { name: "stale-dead", runtime: "bwrap", pid: 0, status: "stopped", bundle: "/nowhere" },
+    { name: "stale-reused", runtime: "bwrap", pid: 0, status: "stopped", bundle: "/nowhere" },
+  ])
+  assert.match(r.exec.message, /not running/)
+  assert.match(r.kill.message, /not running/, "never signals a pid that is not the container any more")
+})
+
+test("root: a sandbox bwrap cannot set up fails runDetached with bwrap's message, and leaves no state", async () => {
+  if (!isRoot) return
+  const p = await probe("x", (c) => {
+    c.process.args = ["sleep", "1000"]
+    c.mounts.push({ destination: "/data", type: "bind", source: "/nonexistent-sc-bwrap", options: ["rbind"] })
+  })
+  const e = await failWith((rt) => rt.runDetached({ bundle: p.dir, name: "broken" }))
+  assert.is((e as { _tag: string })._tag, "CommandFailed")
+  assert.match((e as Error).message, /bwrap: Can't find source path \/nonexistent-sc-bwrap/)
+  assert.is(existsSync(path.join(stateRoot, "broken")), false)
+})
+
+test("root: an attached run bwrap cannot set up ends at once with bwrap's exit code, and leaves no state", async () => {
+  if (!isRoot) return
+  const p = await probe("true", (c) => void c.mounts.push({ destination: "/data", type: "bind", source: "/nonexistent-sc-bwrap", options: ["rbind"] }))
+  const started = Date.now()
+  assert.is(await attached(p, "broken-attached"), 1)
+  assert.ok(Date.now() - started < 5_000, "does not wait for a child pid that never comes")
+  assert.is(existsSync(path.join(stateRoot, "broken-attached")), false)
+})
+
+test("root: allowUnsupported runs the stock spec and the user sees what was not applied", async () => {
+  if (!isRoot) return
+  const dir = path.join(work, "stock-allowed")
+  mkdirSync(dir)
+  const b = await run(makeProbeBundle(dir))
+  b.patch((c) => {
+    c.process.args = ["sh", "-c", "exit 3"]
+  })
+  warnings.length = 0
+  const code = await withRt((rt) => rt.runAttached({ bundle: dir, name: "allowed", allowUnsupported: true }))
+  assert.is(code, 3)
+  assert.ok(warnings.includes("NOT APPLIED (allowUnsupported): /mounts/3: bwrap cannot mount /dev/shm noexec: files on it could be executed"), warnings.join("\n"))
+  assert.ok(warnings.includes("/process/terminal: bwrap allocates no pseudo-terminal: attached runs share the caller's stdio, detached ones write to the log"))
+})
+
+test("root: subid-style ranges: the runtime writes the maps, and files the container chowns land on the range", async () => {
+  if (!isRoot) return
+  const ranges = [{ containerID: 0, hostID: 0, size: 1 }, { containerID: 1, hostID: 200000, size: 65536 }]
+  const p = await probe("id -u; cat /proc/self/uid_map; touch /out/f && chown 5:5 /out/f && echo chowned", (c) => {
+    c.linux.namespaces.push({ type: "user" })
+    c.linux.uidMappings = ranges
+    c.linux.gidMappings = ranges
+    for (const set of ["bounding", "effective", "permitted", "ambient"]) c.process.capabilities[set].push("CAP_CHOWN")
+  })
+  chmodSync(path.join(p.dir, "out"), 0o777)
+  assert.is(await attached(p), 0, p.out())
+  assert.match(p.out(), /^0\n\s+0\s+0\s+1\n\s+1\s+200000\s+65536\nchowned\n$/)
+  const st = readFileSync(path.join(p.dir, "out", "o")) && (await sh(["stat", "-c", "%u:%g", path.join(p.dir, "out", "f")])).trim()
+  assert.is(st, "200004:200004", "container uid 5 is host uid 200004")
+})
+
+// ---------------------------------------------------------------------------------------------
+// rootless: a real non-root user runs the runtime itself (this file in child mode)
+// ---------------------------------------------------------------------------------------------
+
+const testUser = `sc-bwrap-test-${Math.random().toString(36).slice(2, 8)}`
+let userMade = false
+let userRuntimeDir = ""
+
+test("rootless: a fresh user runs a bundle: uid 0 inside is them, a clean env, read-only root, detached + exec, subuid ranges", async () => {
+  if (!isRoot) return
+  await sh(["useradd", "-m", "-s", "/bin/sh", testUser])
+  userMade = true
+  const uid = Number((await sh(["id", "-u", testUser])).trim())
+  const gid = Number((await sh(["id", "-g", testUser])).trim())
+  const home = (await sh(["getent", "passwd", testUser])).split(":")[5] ?? ""
+  const sub = (file: string) => {
+    const line = readFileSync(file, "utf8").split("\n").find((l) => l.startsWith(`${testUser}:`))
+    return line ? Number(line.split(":")[1]) : undefined
+  }
+  const subuid = sub("/etc/subuid")
+  const subgid = sub("/etc/subgid")
+  assert.ok(subuid !== undefined && subgid !== undefined, "useradd gave the user subordinate ids")
+
+  // the user's own copies: a rootless spec mapping container root to them, and one with ranges
+  const bundle = path.join(home, "bundle")
+  const rangesBundle = path.join(home, "ranges")
+  const detachedBundle = path.join(home, "detached")
+  for (const [dir, script, uidMaps, gidMaps] of [
+    [bundle, 'id -u; id -g; echo "env:$PROBE:${HOME:-nohome}"; touch / 2>/dev/null && echo root-rw || echo root-ro; cat /proc/self/uid_map', [{ containerID: 0, hostID: uid, size: 1 }], [{ containerID: 0, hostID: gid, size: 1 }]],
+    [detachedBundle, "sleep 1000", [{ containerID: 0, hostID: uid, size: 1 }], [{ containerID: 0, hostID: gid, size: 1 }]],
+    [rangesBundle, "id -u; touch /out/r && chown 7:7 /out/r && echo chowned", [{ containerID: 0, hostID: uid, size: 1 }, { containerID: 1, hostID: subuid!, size: 65536 }], [{ containerID: 0, hostID: gid, size: 1 }, { containerID: 1, hostID: subgid!, size: 65536 }]],
+  ] as const) {
+    mkdirSync(dir)
+    const b = await run(makeProbeBundle(dir, { rootless: true }))
+    mkdirSync(path.join(dir, "out"))
+    b.patch((c) => {
+      c.process.args = ["sh", "-c", `{ ${script}\n} >/out/o 2>&1`]
+      c.process.terminal = false
+      c.process.env.push("PROBE=rootless")
+      c.linux.uidMappings = uidMaps
+      c.linux.gidMappings = gidMaps
+      for (const set of ["bounding", "effective", "permitted", "ambient"]) c.process.capabilities[set].push("CAP_CHOWN")
+      c.mounts = c.mounts.map((m: any) => (m.destination === "/dev/shm" ? { ...m, options: m.options.filter((o: string) => o !== "noexec") } : m))
+      c.mounts.push({ destination: "/out", type: "bind", source: "out", options: ["rbind", "rw"] })
+    })
+  }
+  await sh(["chown", "-R", `${uid}:${gid}`, home])
+  userRuntimeDir = tempDir("bwrap-user-run") // not under work: the user must be able to reach it
+  chownSync(userRuntimeDir, uid, gid)
+
+  const job: ChildJob = { bundle, rangesBundle, detachedBundle }
+  const r = await shAny(
+    ["runuser", "-u", testUser, "--", "env", "-i", `HOME=${home}`, `USER=${testUser}`, `XDG_RUNTIME_DIR=${userRuntimeDir}`, `PATH=${process.env.PATH}`,
+      `SC_BWRAP_CHILD=${JSON.stringify(job)}`, process.execPath, "--import", "tsx", thisFile],
+    { cwd: path.resolve(path.dirname(thisFile), "..") },
+  )
+  const line = r.stdout.split("\n").find((l) => l.startsWith("CHILD-RESULT "))
+  assert.ok(line, `the child reported: ${r.stdout}\n${r.stderr}`)
+  const res = JSON.parse(line!.slice("CHILD-RESULT ".length))
+  assert.is(res.error, undefined, res.error)
+  assert.is(res.uid, uid)
+  assert.is(res.stateRoot, path.join(userRuntimeDir, "syscontainers", "bwrap"))
+  assert.is(res.attached, 0)
+  assert.is(readFileSync(path.join(bundle, "out", "o"), "utf8").replace(/\s+/g, " ").trim(), `0 0 env:rootless:nohome root-ro 0 ${uid} 1`)
+  assert.is(res.detached, "running")
+  assert.equal(res.exec, { exitCode: 0, stdout: "0\nrunc\nrootless\n", stderr: "" })
+  assert.is(res.afterKill, "stopped")
+  assert.is(res.ranges, 0)
+  assert.is(readFileSync(path.join(rangesBundle, "out", "o"), "utf8"), "0\nchowned\n")
+  assert.is((await sh(["stat", "-c", "%u:%g", path.join(rangesBundle, "out", "r")])).trim(), `${subuid! + 6}:${subgid! + 6}`, "container uid 7 is the user's 7th subuid")
+  assert.is(res.left, 0)
+})
+
+/** Kills (by pid, after checking it is still the same process) every container a state root records, and forgets it. */
+const reap = async (root: string) => {
+  if (!existsSync(root)) return
+  for (const name of readdirSync(root)) {
+    try {
+      const s = JSON.parse(readFileSync(path.join(root, name, "state.json"), "utf8"))
+      const stat = readFileSync(`/proc/${s.pid}/stat`, "utf8")
+      if (stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] === s.pidStartTime) process.kill(s.pid, "SIGKILL")
+    } catch {
+      // gone already, or never started
+    }
+  }
+}
+
+test.after(async () => {
+  if (!isRoot) return
+  await reap(stateRoot)
+  if (userRuntimeDir) await reap(path.join(userRuntimeDir, "syscontainers", "bwrap"))
+  if (userMade) {
+    await new Promise((res) => setTimeout(res, 200))
+    await shAny(["userdel", "-r", testUser])
+  }
+  cleanupTemps()
+})
+
+const childJob = process.env.SC_BWRAP_CHILD
+if (childJob) await childMain(JSON.parse(childJob) as ChildJob)
+else test.run()
