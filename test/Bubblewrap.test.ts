@@ -67,10 +67,10 @@ const cfg = (extra: Cfg = {}): Cfg => ({
 })
 const withLinux = (linux: Cfg, extra: Cfg = {}) => cfg({ ...extra, linux: { namespaces: [{ type: "mount" }], ...linux } })
 const probeOf = (known: Record<string, PathKind>) => (p: string): PathKind => known[p] ?? "missing"
-const tr = (c: Cfg, o: { hostUid?: number; known?: Record<string, PathKind> } = {}) =>
-  bwrapArgs(c, bundleDir, { hostUid: o.hostUid ?? 0, hostGid: o.hostUid ?? 0, probe: probeOf(o.known ?? {}) })
+const tr = (c: Cfg, o: { hostUid?: number; known?: Record<string, PathKind>; passwd?: string } = {}) =>
+  bwrapArgs(c, bundleDir, { hostUid: o.hostUid ?? 0, hostGid: o.hostUid ?? 0, probe: probeOf(o.known ?? {}), readFile: (p) => (p === "/b/rootfs/etc/passwd" ? o.passwd : undefined) })
 const head = ["--die-with-parent"]
-const tailOf = ["--new-session", "--cap-drop", "ALL", "--chdir", "/", "--clearenv", "--setenv", "PATH", "/bin"]
+const tailOf = ["--new-session", "--cap-drop", "ALL", "--chdir", "/", "--clearenv", "--setenv", "PATH", "/bin", "--setenv", "HOME", "/"]
 const rootBind = ["--bind", "/b/rootfs", "/"]
 /** The fs ops between the root bind and "--". */
 const fsOps = (args: ReadonlyArray<string>) => args.slice(args.indexOf("/b/rootfs") + 2, args.indexOf("--"))
@@ -85,10 +85,20 @@ test("minimal config: die-with-parent, new session, no caps, cwd, a clean env, t
 })
 
 test("process: args after --, cwd → --chdir, env → --clearenv then --setenv each; malformed env warned", () => {
-  const t = tr(cfg({ process: { args: ["/bin/echo", "--", "a b", "--die-with-parent"], cwd: "/srv", env: ["A=1", "B=x=y", "EMPTY=", "junk"], terminal: false } }))
-  assert.equal(t.args, [...head, "--new-session", "--cap-drop", "ALL", "--chdir", "/srv", "--clearenv", "--setenv", "A", "1", "--setenv", "B", "x=y", "--setenv", "EMPTY", "", ...rootBind, "--", "/bin/echo", "--", "a b", "--die-with-parent"])
+  const t = tr(cfg({ process: { args: ["/bin/echo", "--", "a b", "--die-with-parent"], cwd: "/srv", env: ["A=1", "B=x=y", "EMPTY=", "junk", "HOME=/h"], terminal: false } }))
+  assert.equal(t.args, [...head, "--new-session", "--cap-drop", "ALL", "--chdir", "/srv", "--clearenv", "--setenv", "A", "1", "--setenv", "B", "x=y", "--setenv", "EMPTY", "", "--setenv", "HOME", "/h", ...rootBind, "--", "/bin/echo", "--", "a b", "--die-with-parent"])
   assert.equal(t.warnings, ['/process/env/3: "junk" is not KEY=VALUE; skipped'])
-  assert.equal(t.env, ["A=1", "B=x=y", "EMPTY="])
+  assert.equal(t.env, ["A=1", "B=x=y", "EMPTY=", "HOME=/h"])
+})
+
+test("HOME, when the config has none, is the user's home in the image's /etc/passwd, else / (as runc does)", () => {
+  const passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/srv/app:/bin/sh\nnohome:x:1001:1001:::/bin/sh\n"
+  const as = (uid: number) => {
+    const c = withLinux({ namespaces: [{ type: "mount" }, { type: "user" }] })
+    c.process.user = { uid, gid: uid }
+    return tr(c, { passwd }).env
+  }
+  assert.equal([as(0), as(1000), as(1001), as(4242)], [["PATH=/bin", "HOME=/root"], ["PATH=/bin", "HOME=/srv/app"], ["PATH=/bin", "HOME=/"], ["PATH=/bin", "HOME=/"]])
 })
 
 test("root.readonly → --remount-ro / after every mount; root.path is relative to the bundle", () => {
@@ -217,12 +227,11 @@ test("mounts: devtmpfs on /dev is --dev; a devpts without a /dev first is unsupp
   assert.equal(t.unsupported, ["/mounts/0: bwrap mounts a devpts only as part of --dev /dev; add a tmpfs on /dev before it"])
 })
 
-test("mounts: sysfs and cgroup become read-only binds of the host's, with warnings", () => {
-  const t = tr(cfg({ mounts: [
-    { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-    { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] },
-  ] }))
-  assert.equal(fsOps(t.args), ["--ro-bind", "/sys", "/sys", "--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup"])
+test("mounts: sysfs and cgroup become read-only binds of the host's (cgroup once, when /sys holds it), with warnings", () => {
+  const cgroup = { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"] }
+  const t = tr(cfg({ mounts: [{ destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] }, cgroup] }))
+  assert.equal(fsOps(t.args), ["--ro-bind", "/sys", "/sys"])
+  assert.equal(fsOps(tr(cfg({ mounts: [cgroup] })).args), ["--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup"])
   assert.equal(t.warnings, [
     "/mounts/0: the host's /sys is bound read-only on /sys: /sys/class/net lists the host's interfaces",
     "/mounts/1: the host's cgroup tree is bound read-only on /sys/fs/cgroup",
@@ -363,10 +372,10 @@ test("the stock `runc spec` config maps to bwrap-oci's argv, and only /dev/shm's
   assert.equal(t.args, [
     "--die-with-parent", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--as-pid-1", "--hostname", "runc",
     "--cap-drop", "ALL", "--cap-add", "CAP_AUDIT_WRITE", "--cap-add", "CAP_KILL", "--cap-add", "CAP_NET_BIND_SERVICE",
-    "--chdir", "/", "--clearenv", "--setenv", "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--setenv", "TERM", "xterm",
+    "--chdir", "/", "--clearenv", "--setenv", "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "--setenv", "TERM", "xterm", "--setenv", "HOME", "/root",
     "--bind", path.join(dir, "rootfs"), "/", "--proc", "/proc", "--dev", "/dev",
     "--perms", "1777", "--size", "67108864", "--tmpfs", "/dev/shm", "--mqueue", "/dev/mqueue",
-    "--ro-bind", "/sys", "/sys", "--ro-bind", "/sys/fs/cgroup", "/sys/fs/cgroup",
+    "--ro-bind", "/sys", "/sys",
     "--ro-bind", "/proc/bus", "/proc/bus", "--ro-bind", "/proc/sys", "/proc/sys",
     "--tmpfs", "/proc/acpi", "--remount-ro", "/proc/acpi", "--dev-bind", "/dev/null", "/proc/keys",
     "--tmpfs", "/sys/firmware", "--remount-ro", "/sys/firmware",
@@ -531,7 +540,7 @@ test("root: detached: logs to BUNDLE/NAME.log, state.json, list/state, exec sees
   assert.ok(!Number.isNaN(Date.parse(r.stateJson.created)))
   assert.is(r.ex.exitCode, 0)
   assert.is(r.ex.stdout, "detached-host\n/tmp\n")
-  assert.equal(r.env.stdout.trimEnd().split("\n").sort(), ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PROBE=from-config", "TERM=xterm"], "exactly the config's env")
+  assert.equal(r.env.stdout.trimEnd().split("\n").sort(), ["HOME=/root", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PROBE=from-config", "TERM=xterm"], "exactly the config's env, and HOME")
   assert.is(r.status, "stopped")
   assert.equal(r.after, [])
   assert.is(existsSync(path.join(stateRoot, "det")), false)
@@ -739,7 +748,7 @@ test("rootless: a fresh user runs a bundle: uid 0 inside is them, a clean env, r
   assert.is(res.uid, uid)
   assert.is(res.stateRoot, path.join(userRuntimeDir, "syscontainers", "bwrap"))
   assert.is(res.attached, 0)
-  assert.is(readFileSync(path.join(bundle, "out", "o"), "utf8").replace(/\s+/g, " ").trim(), `0 0 env:rootless:nohome root-ro 0 ${uid} 1`)
+  assert.is(readFileSync(path.join(bundle, "out", "o"), "utf8").replace(/\s+/g, " ").trim(), `0 0 env:rootless:/root root-ro 0 ${uid} 1`)
   assert.is(res.detached, "running")
   assert.equal(res.exec, { exitCode: 0, stdout: "0\nrunc\nrootless\n", stderr: "" })
   assert.is(res.afterKill, "stopped")

@@ -1,5 +1,5 @@
 // bwrapArgs: translates an OCI runtime config.json into bubblewrap 0.8 arguments (pure, no processes).
-import { lstatSync } from "node:fs"
+import { closeSync, constants, lstatSync, openSync, readFileSync } from "node:fs"
 import path from "node:path"
 import type { SpecViolation } from "../Errors.ts"
 
@@ -20,6 +20,8 @@ export interface BwrapArgsOptions {
   readonly hostGid?: number
   /** Looks at a host path without following a final symlink (default: lstat). */
   readonly probe?: (hostPath: string) => PathKind
+  /** Reads a file of the rootfs (for /etc/passwd), undefined when absent (default: no symlinks followed). */
+  readonly readFile?: (hostPath: string) => string | undefined
 }
 
 /** What bwrap needs to run a config, and what it cannot do. */
@@ -58,6 +60,30 @@ const defaultProbe = (p: string): PathKind => {
   } catch {
     return "missing"
   }
+}
+
+const defaultReadFile = (p: string): string | undefined => {
+  try {
+    // an image's /etc/passwd may be a symlink to anywhere on the host: do not follow one
+    if (!lstatSync(path.dirname(p)).isDirectory()) return undefined
+    const fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW)
+    try {
+      return readFileSync(fd, "utf8")
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    return undefined
+  }
+}
+
+/** The home directory of `uid` in a passwd file, "/" when it has none (what runc uses for HOME). */
+export const homeOf = (passwd: string | undefined, uid: number): string => {
+  for (const line of (passwd ?? "").split("\n")) {
+    const f = line.split(":")
+    if (f.length >= 7 && Number(f[2]) === uid && f[2] !== "") return f[5] || "/"
+  }
+  return "/"
 }
 
 // bwrap's --dev populates /dev with exactly these entries
@@ -109,6 +135,7 @@ export const bwrapArgs = (config: unknown, bundleDir: string, options: BwrapArgs
   const hostUid = options.hostUid ?? process.geteuid?.() ?? 0
   const hostGid = options.hostGid ?? process.getegid?.() ?? 0
   const probe = options.probe ?? defaultProbe
+  const readFile = options.readFile ?? defaultReadFile
   const warnings: string[] = []
   const unsupported: string[] = []
   const invalid: SpecViolation[] = []
@@ -366,7 +393,9 @@ export const bwrapArgs = (config: unknown, bundleDir: string, options: BwrapArgs
       view.push({ dest, kind: "host", source: "/sys" })
       warn(at, `the host's /sys is bound read-only on ${dest}: /sys/class/net lists the host's interfaces`)
     } else if (type === "cgroup" || type === "cgroup2") {
-      fs.push("--ro-bind", "/sys/fs/cgroup", dest)
+      // a read-only bind of the host's /sys on /sys already holds the cgroup tree (bwrap binds recursively)
+      const underSys = dest === "/sys/fs/cgroup" && view.some((v) => v.kind === "host" && v.dest === "/sys" && v.source === "/sys")
+      if (!underSys) fs.push("--ro-bind", "/sys/fs/cgroup", dest)
       view.push({ dest, kind: "host", source: "/sys/fs/cgroup" })
       warn(at, `the host's cgroup tree is bound read-only on ${dest}`)
     } else {
@@ -435,11 +464,15 @@ export const bwrapArgs = (config: unknown, bundleDir: string, options: BwrapArgs
   args.push(...capArgs)
   args.push("--chdir", cwd)
   args.push("--clearenv")
+  const containerEnv: string[] = []
   for (const [i, kv] of env.entries()) {
     const eq = kv.indexOf("=")
     if (eq <= 0) warn(`/process/env/${i}`, `${JSON.stringify(kv)} is not KEY=VALUE; skipped`)
-    else args.push("--setenv", kv.slice(0, eq), kv.slice(eq + 1))
+    else containerEnv.push(kv)
   }
+  // like runc: HOME from the image's /etc/passwd for process.user, else /
+  if (!containerEnv.some((kv) => kv.startsWith("HOME="))) containerEnv.push(`HOME=${homeOf(readFile(path.join(rootPath, "etc", "passwd")), uid)}`)
+  for (const kv of containerEnv) args.push("--setenv", kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1))
   args.push(...fs, "--", ...argv)
 
   return {
@@ -451,7 +484,7 @@ export const bwrapArgs = (config: unknown, bundleDir: string, options: BwrapArgs
     ...(umask !== undefined ? { umask } : {}),
     ...(idMaps !== undefined ? { idMaps } : {}),
     namespaces: ["mount", ...unshareFlags.map(([t]) => t).filter((t) => unshared.has(t))],
-    env: env.filter((kv) => kv.indexOf("=") > 0),
+    env: containerEnv,
     user: { uid, gid },
     cwd,
   }
