@@ -174,6 +174,8 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
       }
       writeState(dir, base)
       const logFile = mode === "detached" ? path.join(p.bundle, `${o.name}.log`) : undefined
+      // the launcher's sh would die on an unwritable log before bwrap could say anything
+      if (logFile) yield* Effect.try({ try: () => closeSync(openSync(logFile, "a", 0o640)), catch: (e) => refused("run --detach", o.name, `cannot write the log: ${String(e)}`) })
       const argv = launchArgv({
         mode, bwrap: p.bwrap, statusFile, argsFile, prefix: t.prefix, command,
         ...(logFile ? { logFile } : {}), ...(userns ? { userns } : {}), ...(t.umask !== undefined ? { umask: t.umask } : {}),
@@ -334,6 +336,8 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
       return s
     })
 
+  // exec runs with nsenter's credentials: the container's namespaces, root, cwd, env and user,
+  // but not its capability sets or no_new_privs (neither nsenter nor the image can set those)
   const exec = (name: string, argv: ReadonlyArray<string>) =>
     Effect.gen(function* () {
       const s = yield* running("exec", name)
