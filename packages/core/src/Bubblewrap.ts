@@ -244,89 +244,87 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
       return Effect.fail(new ContainerNotFound({ name }))
     })
 
-  const runDetached = (o: BwrapStartOptions) =>
-    Effect.gen(function* () {
-      const p = yield* prepare(o, "detached")
-      return yield* Effect.gen(function* () {
-        const l = yield* launch(o, "detached", p)
-        const logStart = sizeOf(l.logFile ?? "")
-        yield* spawn.run(l.argv, { cleanEnv: true, env: launchEnv })
-        const st = yield* waitFor((): BwrapStatus | undefined => {
-          const s = readStatus(l.statusFile)
-          return s.childPid !== undefined || s.bwrapExit !== undefined ? s : undefined
-        }, startTimeout)
-        const logTail = () => tail(l.logFile ?? "", logStart)
-        if (st?.childPid === undefined)
-          return yield* Effect.fail(new CommandFailed({ argv: l.argv, exitCode: st?.bwrapExit ?? null, signal: null, stderrTail: logTail() || `bwrap did not start within ${startTimeout} ms` }))
-        const child = st.childPid
-        if (p.t.idMaps && l.userns) yield* writeIdMaps(o.name, child, p.t.idMaps, l.userns.fifo)
-        const state = yield* recordRunning(p.dir, l.base, child)
-        // bwrap reports the pid before setting up the sandbox: wait until the command runs or ends
-        yield* waitFor(() => (comm(child) !== "bwrap" || !isAlive(child, state.pidStartTime) ? true : undefined), startTimeout)
-        if (!isAlive(child, state.pidStartTime)) {
-          const log = logTail()
-          if (/^bwrap: /m.test(log)) {
-            const s = yield* waitFor(() => readStatus(l.statusFile).exitCode, 1_000)
-            return yield* Effect.fail(new CommandFailed({ argv: l.argv, exitCode: s ?? null, signal: null, stderrTail: log }))
-          }
+  const runDetached = Effect.fn("Bubblewrap.runDetached")(function* (o: BwrapStartOptions) {
+    const p = yield* prepare(o, "detached")
+    return yield* Effect.gen(function* () {
+      const l = yield* launch(o, "detached", p)
+      const logStart = sizeOf(l.logFile ?? "")
+      yield* spawn.run(l.argv, { cleanEnv: true, env: launchEnv })
+      const st = yield* waitFor((): BwrapStatus | undefined => {
+        const s = readStatus(l.statusFile)
+        return s.childPid !== undefined || s.bwrapExit !== undefined ? s : undefined
+      }, startTimeout)
+      const logTail = () => tail(l.logFile ?? "", logStart)
+      if (st?.childPid === undefined)
+        return yield* Effect.fail(new CommandFailed({ argv: l.argv, exitCode: st?.bwrapExit ?? null, signal: null, stderrTail: logTail() || `bwrap did not start within ${startTimeout} ms` }))
+      const child = st.childPid
+      if (p.t.idMaps && l.userns) yield* writeIdMaps(o.name, child, p.t.idMaps, l.userns.fifo)
+      const state = yield* recordRunning(p.dir, l.base, child)
+      // bwrap reports the pid before setting up the sandbox: wait until the command runs or ends
+      yield* waitFor(() => (comm(child) !== "bwrap" || !isAlive(child, state.pidStartTime) ? true : undefined), startTimeout)
+      if (!isAlive(child, state.pidStartTime)) {
+        const log = logTail()
+        if (/^bwrap: /m.test(log)) {
+          const s = yield* waitFor(() => readStatus(l.statusFile).exitCode, 1_000)
+          return yield* Effect.fail(new CommandFailed({ argv: l.argv, exitCode: s ?? null, signal: null, stderrTail: log }))
         }
-        return describe(o.name)
-      }).pipe(
-        Effect.tapError(() =>
-          Effect.sync(() => {
-            const s = readState(p.dir)
-            if (s && s.pid > 0 && isAlive(s.pid, s.pidStartTime)) killQuietly(s.pid, "SIGKILL")
-          }).pipe(Effect.zipRight(removeDir(p.dir))),
-        ),
-      )
-    }).pipe(Effect.withSpan("Bubblewrap.runDetached"))
-
-  const runAttached = (o: BwrapStartOptions) =>
-    Effect.gen(function* () {
-      const p = yield* prepare(o, "attached")
-      // until bwrap tells us the container's pid, remember signals; then deliver them there
-      let target = 0
-      let targetStart = ""
-      const pending: NodeJS.Signals[] = []
-      const forward = (signal: NodeJS.Signals) => () => {
-        if (target > 0) killQuietly(target, signal)
-        else pending.push(signal)
       }
-      const handlers: ReadonlyArray<readonly [NodeJS.Signals, () => void]> = [["SIGINT", forward("SIGINT")], ["SIGTERM", forward("SIGTERM")]]
-      const body = Effect.gen(function* () {
-        const l = yield* launch(o, "attached", p)
-        const watcher = yield* Effect.fork(
-          Effect.gen(function* () {
-            const st = yield* waitFor(() => readStatus(l.statusFile).childPid, startTimeout)
-            if (st === undefined) return
-            if (p.t.idMaps && l.userns) yield* writeIdMaps(o.name, st, p.t.idMaps, l.userns.fifo)
-            const state = yield* recordRunning(p.dir, l.base, st)
-            target = st
-            targetStart = state.pidStartTime
-            for (const s of pending.splice(0)) killQuietly(target, s)
-          }),
-        )
-        const code = yield* spawn.run(l.argv, { stdio: "inherit", okExitCodes: allExitCodes, cleanEnv: true, env: launchEnv }).pipe(
-          Effect.map((r) => r.exitCode ?? 1),
-          // bwrap killed by a signal: report it the way a shell would
-          Effect.catchTag("CommandFailed", (e) => (e.signal ? Effect.succeed(128 + (parseSignal(e.signal) ?? 0)) : Effect.fail(e))),
-        )
-        // done by now, or never will be (bwrap failed before reporting a pid): either way stop it
-        const watched = yield* Fiber.interrupt(watcher)
-        if (Exit.isFailure(watched) && !Exit.isInterrupted(watched)) return yield* Effect.failCause(watched.cause)
-        return code
-      })
-      return yield* Effect.acquireUseRelease(
-        Effect.sync(() => handlers.forEach(([s, h]) => process.on(s, h))),
-        () => body,
-        () => Effect.sync(() => handlers.forEach(([s, h]) => process.off(s, h))),
-      ).pipe(
-        // the container lives only as long as this run: end it if we are interrupted, and forget it
-        Effect.ensuring(Effect.sync(() => {
-          if (target > 0 && isAlive(target, targetStart)) killQuietly(target, "SIGKILL")
-        }).pipe(Effect.zipRight(removeDir(p.dir)))),
+      return describe(o.name)
+    }).pipe(
+      Effect.tapError(() =>
+        Effect.sync(() => {
+          const s = readState(p.dir)
+          if (s && s.pid > 0 && isAlive(s.pid, s.pidStartTime)) killQuietly(s.pid, "SIGKILL")
+        }).pipe(Effect.zipRight(removeDir(p.dir))),
+      ),
+    )
+  })
+
+  const runAttached = Effect.fn("Bubblewrap.runAttached")(function* (o: BwrapStartOptions) {
+    const p = yield* prepare(o, "attached")
+    // until bwrap tells us the container's pid, remember signals; then deliver them there
+    let target = 0
+    let targetStart = ""
+    const pending: NodeJS.Signals[] = []
+    const forward = (signal: NodeJS.Signals) => () => {
+      if (target > 0) killQuietly(target, signal)
+      else pending.push(signal)
+    }
+    const handlers: ReadonlyArray<readonly [NodeJS.Signals, () => void]> = [["SIGINT", forward("SIGINT")], ["SIGTERM", forward("SIGTERM")]]
+    const body = Effect.gen(function* () {
+      const l = yield* launch(o, "attached", p)
+      const watcher = yield* Effect.fork(
+        Effect.gen(function* () {
+          const st = yield* waitFor(() => readStatus(l.statusFile).childPid, startTimeout)
+          if (st === undefined) return
+          if (p.t.idMaps && l.userns) yield* writeIdMaps(o.name, st, p.t.idMaps, l.userns.fifo)
+          const state = yield* recordRunning(p.dir, l.base, st)
+          target = st
+          targetStart = state.pidStartTime
+          for (const s of pending.splice(0)) killQuietly(target, s)
+        }),
       )
-    }).pipe(Effect.withSpan("Bubblewrap.runAttached"))
+      const code = yield* spawn.run(l.argv, { stdio: "inherit", okExitCodes: allExitCodes, cleanEnv: true, env: launchEnv }).pipe(
+        Effect.map((r) => r.exitCode ?? 1),
+        // bwrap killed by a signal: report it the way a shell would
+        Effect.catchTag("CommandFailed", (e) => (e.signal ? Effect.succeed(128 + (parseSignal(e.signal) ?? 0)) : Effect.fail(e))),
+      )
+      // done by now, or never will be (bwrap failed before reporting a pid): either way stop it
+      const watched = yield* Fiber.interrupt(watcher)
+      if (Exit.isFailure(watched) && !Exit.isInterrupted(watched)) return yield* Effect.failCause(watched.cause)
+      return code
+    })
+    return yield* Effect.acquireUseRelease(
+      Effect.sync(() => handlers.forEach(([s, h]) => process.on(s, h))),
+      () => body,
+      () => Effect.sync(() => handlers.forEach(([s, h]) => process.off(s, h))),
+    ).pipe(
+      // the container lives only as long as this run: end it if we are interrupted, and forget it
+      Effect.ensuring(Effect.sync(() => {
+        if (target > 0 && isAlive(target, targetStart)) killQuietly(target, "SIGKILL")
+      }).pipe(Effect.zipRight(removeDir(p.dir)))),
+    )
+  })
 
   const running = (verb: string, name: string) =>
     Effect.gen(function* () {
@@ -338,67 +336,64 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
 
   // exec runs with nsenter's credentials: the container's namespaces, root, cwd, env and user,
   // but not its capability sets or no_new_privs (neither nsenter nor the image can set those)
-  const exec = (name: string, argv: ReadonlyArray<string>) =>
-    Effect.gen(function* () {
-      const s = yield* running("exec", name)
-      if (argv.length === 0) return yield* Effect.fail(refused("exec", name, "nothing to run: argv is empty"))
-      const nsenter = yield* tool("nsenter")
-      // enter exactly the namespaces that differ from ours: entering our own user namespace is
-      // refused, and from inside the container's user namespace we may not join the host's others
-      const kinds: ReadonlyArray<readonly [string, string, string]> = [
-        ["user", "user", "--user"], ["mnt", "mount", "--mount"], ["ipc", "ipc", "--ipc"], ["pid", "pid", "--pid"],
-        ["net", "network", "--net"], ["uts", "uts", "--uts"], ["cgroup", "cgroup", "--cgroup"],
-      ]
-      const flags = kinds.filter(([proc, oci]) => {
-        try {
-          return readlinkSync(`/proc/${s.pid}/ns/${proc}`) !== readlinkSync(`/proc/self/ns/${proc}`)
-        } catch {
-          return s.namespaces.includes(oci)
-        }
-      })
-      const entersUser = flags.some(([proc]) => proc === "user")
-      const cmd = [
-        nsenter, "--target", String(s.pid), ...flags.map(([, , flag]) => flag),
-        // --root and --wd open the container's /proc/PID/root and cwd before entering its mount ns
-        "--root", "--wd",
-        // our uid and gid map to process.user's in there (bwrapArgs refuses configs where they
-        // would not), so keep them: nsenter's default setuid(0) and setgroups() fail where bwrap
-        // wrote "deny" to setgroups, and would be the wrong user anyway
-        ...(entersUser ? ["--preserve-credentials"] : []),
-        "--", ...argv,
-      ]
-      const env = Object.fromEntries(s.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]))
-      // Spawn's bash adds PWD (a host path) and SHLVL; env(1) takes them out again, unless the container set them
-      const scrub = ["PWD", "SHLVL"].flatMap((k) => (k in env ? [`${k}=${env[k]}`] : ["-u", k]))
-      const envTool = yield* tool("env")
-      const r = yield* spawn.run([envTool, ...scrub, ...cmd], { cleanEnv: true, env: { ...env, SHLVL: "1" }, okExitCodes: allExitCodes }).pipe(
-        // nsenter is there (checked above): a 127 is the command missing inside the container
-        Effect.catchTag("ToolMissing", () => Effect.succeed({ exitCode: 127, stdout: "", stderr: `nsenter: failed to execute ${argv[0]}: not found in the container\n` })),
-        Effect.catchTag("CommandFailed", (e) => (e.signal ? Effect.succeed({ exitCode: 128 + (parseSignal(e.signal) ?? 0), stdout: "", stderr: e.stderrTail }) : Effect.fail(e))),
-      )
-      return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }
-    }).pipe(Effect.withSpan("Bubblewrap.exec"))
-
-  const kill = (name: string, signal = "TERM") =>
-    Effect.gen(function* () {
-      const signo = parseSignal(signal)
-      if (signo === undefined) return yield* Effect.fail(refused("kill", name, `unknown signal ${JSON.stringify(signal)}; use a name like TERM or SIGKILL, or a number`))
-      const s = yield* running("kill", name)
-      yield* Effect.try({ try: () => process.kill(s.pid, signo), catch: (e) => refused("kill", name, `kill ${s.pid}: ${String(e)}`) })
-    }).pipe(Effect.withSpan("Bubblewrap.kill"))
-
-  const del = (name: string, o: { readonly force?: boolean } = {}) =>
-    Effect.gen(function* () {
-      const dir = yield* existing(name)
-      const s = readState(dir)
-      if (s && s.pid > 0 && isAlive(s.pid, s.pidStartTime)) {
-        if (!o.force) return yield* Effect.fail(refused("delete", name, `container ${name} is running (pid ${s.pid}); kill it first or delete with force`))
-        killQuietly(s.pid, "SIGKILL")
-        const gone = yield* waitFor(() => (isAlive(s.pid, s.pidStartTime) ? undefined : true), 5_000)
-        if (!gone) return yield* Effect.fail(refused("delete", name, `pid ${s.pid} survived SIGKILL for 5 s`))
+  const exec = Effect.fn("Bubblewrap.exec")(function* (name: string, argv: ReadonlyArray<string>) {
+    const s = yield* running("exec", name)
+    if (argv.length === 0) return yield* Effect.fail(refused("exec", name, "nothing to run: argv is empty"))
+    const nsenter = yield* tool("nsenter")
+    // enter exactly the namespaces that differ from ours: entering our own user namespace is
+    // refused, and from inside the container's user namespace we may not join the host's others
+    const kinds: ReadonlyArray<readonly [string, string, string]> = [
+      ["user", "user", "--user"], ["mnt", "mount", "--mount"], ["ipc", "ipc", "--ipc"], ["pid", "pid", "--pid"],
+      ["net", "network", "--net"], ["uts", "uts", "--uts"], ["cgroup", "cgroup", "--cgroup"],
+    ]
+    const flags = kinds.filter(([proc, oci]) => {
+      try {
+        return readlinkSync(`/proc/${s.pid}/ns/${proc}`) !== readlinkSync(`/proc/self/ns/${proc}`)
+      } catch {
+        return s.namespaces.includes(oci)
       }
-      yield* removeDir(dir)
-    }).pipe(Effect.withSpan("Bubblewrap.delete"))
+    })
+    const entersUser = flags.some(([proc]) => proc === "user")
+    const cmd = [
+      nsenter, "--target", String(s.pid), ...flags.map(([, , flag]) => flag),
+      // --root and --wd open the container's /proc/PID/root and cwd before entering its mount ns
+      "--root", "--wd",
+      // our uid and gid map to process.user's in there (bwrapArgs refuses configs where they
+      // would not), so keep them: nsenter's default setuid(0) and setgroups() fail where bwrap
+      // wrote "deny" to setgroups, and would be the wrong user anyway
+      ...(entersUser ? ["--preserve-credentials"] : []),
+      "--", ...argv,
+    ]
+    const env = Object.fromEntries(s.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]))
+    // Spawn's bash adds PWD (a host path) and SHLVL; env(1) takes them out again, unless the container set them
+    const scrub = ["PWD", "SHLVL"].flatMap((k) => (k in env ? [`${k}=${env[k]}`] : ["-u", k]))
+    const envTool = yield* tool("env")
+    const r = yield* spawn.run([envTool, ...scrub, ...cmd], { cleanEnv: true, env: { ...env, SHLVL: "1" }, okExitCodes: allExitCodes }).pipe(
+      // nsenter is there (checked above): a 127 is the command missing inside the container
+      Effect.catchTag("ToolMissing", () => Effect.succeed({ exitCode: 127, stdout: "", stderr: `nsenter: failed to execute ${argv[0]}: not found in the container\n` })),
+      Effect.catchTag("CommandFailed", (e) => (e.signal ? Effect.succeed({ exitCode: 128 + (parseSignal(e.signal) ?? 0), stdout: "", stderr: e.stderrTail }) : Effect.fail(e))),
+    )
+    return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }
+  })
+
+  const kill = Effect.fn("Bubblewrap.kill")(function* (name: string, signal = "TERM") {
+    const signo = parseSignal(signal)
+    if (signo === undefined) return yield* Effect.fail(refused("kill", name, `unknown signal ${JSON.stringify(signal)}; use a name like TERM or SIGKILL, or a number`))
+    const s = yield* running("kill", name)
+    yield* Effect.try({ try: () => process.kill(s.pid, signo), catch: (e) => refused("kill", name, `kill ${s.pid}: ${String(e)}`) })
+  })
+
+  const del = Effect.fn("Bubblewrap.delete")(function* (name: string, o: { readonly force?: boolean } = {}) {
+    const dir = yield* existing(name)
+    const s = readState(dir)
+    if (s && s.pid > 0 && isAlive(s.pid, s.pidStartTime)) {
+      if (!o.force) return yield* Effect.fail(refused("delete", name, `container ${name} is running (pid ${s.pid}); kill it first or delete with force`))
+      killQuietly(s.pid, "SIGKILL")
+      const gone = yield* waitFor(() => (isAlive(s.pid, s.pidStartTime) ? undefined : true), 5_000)
+      if (!gone) return yield* Effect.fail(refused("delete", name, `pid ${s.pid} survived SIGKILL for 5 s`))
+    }
+    yield* removeDir(dir)
+  })
 
   return {
     name: "bwrap",
