@@ -17,6 +17,8 @@ export interface RunOptions {
   readonly stdio?: "pipe" | "inherit" | { readonly stdout: number; readonly stderr: number }
   /** Exit codes that are not failures (default: only 0). */
   readonly okExitCodes?: ReadonlyArray<number>
+  /** Whether exit 127 means "tool not installed" (default true; a wrapper like nsenter passes 127 through). */
+  readonly detectMissingTool?: boolean
 }
 
 /** What a finished process left. */
@@ -54,6 +56,8 @@ const shellFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
   const env: Record<string, string> = {}
   const base = options.cleanEnv ? {} : process.env
   for (const [k, v] of Object.entries({ ...base, ...options.env })) if (v !== undefined) env[k] = v
+  // node's stdio pipes are sockets: bash with SHLVL unset takes that for an ssh login and reads ~/.bashrc
+  env["SHLVL"] ??= "1"
   // `exec` replaces the shell zx needs with the tool itself, so pid and signals are the tool's
   return $({
     cwd: options.cwd ?? process.cwd(),
@@ -81,7 +85,8 @@ const toResult = (argv: ReadonlyArray<string>, out: { exitCode: number | null; s
   durationMs: out.duration,
 })
 
-const missing = (argv: ReadonlyArray<string>, r: ProcessResult) =>
+const missing = (argv: ReadonlyArray<string>, r: ProcessResult, options: RunOptions = {}) =>
+  options.detectMissingTool !== false &&
   r.exitCode === 127 && /not found|No such file/.test(r.stderr)
     ? new ToolMissing({ tool: argv[0] ?? "", debianPackage: debianPackageOf(argv[0] ?? "") })
     : undefined
@@ -113,7 +118,7 @@ export const makeSpawn = (observe?: CommandObserver) =>
       }).pipe(
         Effect.tap((result) => Effect.sync(() => observe?.({ argv, result }))),
         Effect.flatMap((r): Effect.Effect<ProcessResult, CommandFailed | ToolMissing> => {
-          const notInstalled = missing(argv, r)
+          const notInstalled = missing(argv, r, options)
           if (notInstalled) return Effect.fail(notInstalled)
           const ok = r.signal === null && (options.okExitCodes ?? [0]).includes(r.exitCode ?? -1)
           return ok
@@ -161,7 +166,7 @@ export const makeSpawn = (observe?: CommandObserver) =>
             Effect.timeout("50 millis"),
             Effect.option,
             Effect.flatMap((o) => {
-              const gone = o._tag === "Some" ? missing(argv, o.value) : undefined
+              const gone = o._tag === "Some" ? missing(argv, o.value, options) : undefined
               return gone ? Effect.fail(gone) : Effect.succeed(running)
             }),
           ),
