@@ -5,18 +5,17 @@ import { Effect, Layer } from "effect"
 import { createHash } from "node:crypto"
 import { cpSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import Ajv04 from "ajv-draft-04"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
 import * as Images from "../packages/core/src/Images.ts"
 import { Spawn, makeSpawn } from "../packages/core/src/Spawn.ts"
-import { cleanupTemps, failure, repoRoot, run, sh, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, run, sh, skopeo, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+import { imageSpecValidator } from "./fixtures/ociSchemas.ts"
 
 const t = suite("Pull")
 let mirror: Mirror
 let repoDir: string
-const imageSpec = path.resolve(repoRoot, "../shared/oci-spec/image-spec")
 
 const ostreeRefs = (dir: string) => sh(["ostree", "refs", `--repo=${dir}`]).then((o) => o.split("\n").filter(Boolean).sort())
 const metaRaw = (dir: string, ref: string, key: string) => sh(["ostree", "show", `--repo=${dir}`, `--print-metadata-key=${key}`, ref]).then((s) => s.trim())
@@ -72,12 +71,10 @@ t("image metadata: docker.manifest is the stored manifest, docker.digest its sha
 })
 
 t("the manifest and config we stored pass the OCI image-spec schemas", async () => {
-  const ajv = new Ajv04.default({ strict: false })
-  for (const f of readdirSync(imageSpec).filter((f) => f.endsWith(".json"))) ajv.addSchema(JSON.parse(readFileSync(path.join(imageSpec, f), "utf8")), f)
   const image = await run(Effect.flatMap(Ostree.open(repoDir), (repo) => Images.get(repo, "redis")))
-  const manifestOk = ajv.getSchema("image-manifest-schema.json")!
+  const manifestOk = imageSpecValidator("image-manifest-schema.json")
   assert.ok(manifestOk(image.manifest), JSON.stringify(manifestOk.errors))
-  const configOk = ajv.getSchema("config-schema.json")!
+  const configOk = imageSpecValidator("config-schema.json")
   assert.ok(configOk(image.config), JSON.stringify(configOk.errors))
   assert.not.ok(manifestOk({ ...image.manifest, layers: [{ digest: "nope" }] }), "the schema must reject a broken manifest")
 })
@@ -99,7 +96,7 @@ t("a layer already present is not imported again (nginx shares redis's base laye
 
 t("an oci: layout is a source too; the default name is the layout's", async () => {
   const layout = path.join(tempDir("layout"), "l")
-  await sh(["skopeo", "copy", "--quiet", "docker://busybox", `oci:${layout}:bb`])
+  await sh([...skopeo(), "copy", "--quiet", "docker://busybox", `oci:${layout}:bb`])
   const r = await run(Effect.flatMap(Ostree.open(repoDir), (repo) => pull({ from: `oci:${layout}:bb`, repo })))
   assert.is(r.image.name, "l:bb")
   assert.ok((await ostreeRefs(repoDir)).includes("ociimage/l_3Abb"))
@@ -130,7 +127,7 @@ t("bad name: InvalidInput before anything is fetched", async () => {
 
 t("corrupt blob: the pull fails with a digest error and leaves no refs", async () => {
   const layout = path.join(tempDir("corrupt"), "l")
-  await sh(["skopeo", "copy", "--quiet", "docker://redis:alpine", `oci:${layout}:r`])
+  await sh([...skopeo(), "copy", "--quiet", "docker://redis:alpine", `oci:${layout}:r`])
   const index = JSON.parse(readFileSync(path.join(layout, "index.json"), "utf8"))
   const manifest = JSON.parse(readFileSync(path.join(layout, "blobs/sha256", index.manifests[0].digest.slice(7)), "utf8"))
   const blob = path.join(layout, "blobs/sha256", manifest.layers[2].digest.slice(7))
