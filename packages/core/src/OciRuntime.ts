@@ -1,11 +1,12 @@
 // OciRuntime: runc (and crun) behind the ContainerRuntime interface, state kept per user.
-import { Effect } from "effect"
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs"
+import { Effect, Fiber, Queue } from "effect"
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
-import { Spawn, type RunOptions } from "./Spawn.ts"
-import { CommandFailed, ContainerExists, ContainerNotFound, ToolMissing } from "./Errors.ts"
+import { Spawn, type ProcessResult, type RunOptions } from "./Spawn.ts"
+import { CommandFailed, ContainerExists, ContainerNotFound, SpecInvalid, ToolMissing } from "./Errors.ts"
 import type { ContainerRuntime, ContainerState, RuntimeName, StartOptions } from "./ContainerRuntime.ts"
+import { parseSignal } from "./Bubblewrap.ts"
 
 /** Where a runtime keeps its state for this user: $XDG_RUNTIME_DIR, /run as root, else a private tmp dir. */
 export const stateRootFor = (runtime: RuntimeName): string => {
@@ -18,6 +19,21 @@ export const stateRootFor = (runtime: RuntimeName): string => {
 /** The log file of a detached container. */
 export const logFile = (bundle: string, name: string) => path.join(bundle, `${name}.log`)
 
+/** How an OCI runtime is driven. */
+export interface OciRuntimeOptions {
+  readonly name: "runc" | "crun"
+  readonly stateRoot?: string
+  /** Prefixes the argv of `run` only (crun's cgroup workaround); the other verbs read the state and run bare. */
+  readonly wrap?: ReadonlyArray<string>
+  /**
+   * Rewrites config.json for a run (crun only: the copy is handed over with `run --config`, the bundle
+   * stays untouched). Fails with SpecInvalid when the config cannot run this way.
+   */
+  readonly rewriteConfig?: (config: Record<string, unknown>, configPath: string) => Effect.Effect<Record<string, unknown>, SpecInvalid>
+  /** After a SIGINT/SIGTERM/SIGHUP is forwarded to an attached container, how long it has before KILL (default 10 s). */
+  readonly stopGraceMs?: number
+}
+
 // the container's own exit code is an answer, not a failure of ours
 const anyExit = Array.from({ length: 256 }, (_, i) => i)
 
@@ -26,6 +42,9 @@ const notFound = /does not exist|container not found|no such file or directory/i
 const notFoundAs = (name: string) => (e: CommandFailed | ToolMissing) =>
   e._tag === "CommandFailed" && notFound.test(e.stderrTail) ? new ContainerNotFound({ name }) : e
 
+/** The exit code a shell would report: the process's own, or 128 + the signal that ended it. */
+const exitCodeOf = (r: ProcessResult) => (r.signal ? 128 + (parseSignal(r.signal) ?? 0) : (r.exitCode ?? 1))
+
 interface RuncListEntry {
   readonly id: string
   readonly pid: number
@@ -33,17 +52,23 @@ interface RuncListEntry {
   readonly bundle: string
 }
 
-/** runc or crun: the same command line, a different binary. `wrap` prefixes argv (crun's cgroup workaround). */
-export const makeOciRuntime = (o: { readonly name: "runc" | "crun"; readonly stateRoot?: string; readonly wrap?: ReadonlyArray<string> }) =>
-  Effect.map(Spawn, (spawn) => ociRuntime(spawn, o))
+/** The signals an attached run passes on to its container while it owns the terminal. */
+const forwarded: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP"]
 
-const ociRuntime = (spawn: Spawn["Type"], o: { readonly name: "runc" | "crun"; readonly stateRoot?: string; readonly wrap?: ReadonlyArray<string> }): ContainerRuntime => {
+/** runc or crun: the same command line, a different binary. `wrap` prefixes `run` (crun's cgroup workaround). */
+export const makeOciRuntime = (o: OciRuntimeOptions) => Effect.map(Spawn, (spawn) => ociRuntime(spawn, o))
+
+const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntime => {
   const root = o.stateRoot ?? stateRootFor(o.name)
+  // beside the state root, not in it: crun list would take a file in there for a container
+  const configDir = `${root}.configs`
+  const stopGrace = o.stopGraceMs ?? 10_000
   const base = () => {
     mkdirSync(root, { recursive: true, mode: 0o700 })
-    return [...(o.wrap ?? []), o.name, `--root=${root}`]
+    return [o.name, `--root=${root}`]
   }
   const tool = (args: ReadonlyArray<string>, options: RunOptions = {}) => spawn.run([...base(), ...args], options)
+  const runArgv = (args: ReadonlyArray<string>) => [...(o.wrap ?? []), ...base(), ...args]
 
   const toState = (e: RuncListEntry): ContainerState => ({ name: e.id, runtime: o.name, pid: e.pid, status: e.status, bundle: e.bundle })
 
@@ -61,16 +86,20 @@ const ociRuntime = (spawn: Spawn["Type"], o: { readonly name: "runc" | "crun"; r
       }),
     )
 
+  // runc prints `null` for no containers, crun `[ ]`; both take --format=json
   const list = () =>
     tool(["list", "--format=json"]).pipe(
       Effect.map((r) => ((JSON.parse(r.stdout || "null") as RuncListEntry[] | null) ?? []).map(toState)),
     )
 
   const kill = (name: string, signal = "TERM") =>
-    tool(["kill", name, signal.replace(/^SIG/, "")]).pipe(
-      Effect.asVoid,
-      Effect.mapError(notFoundAs(name)),
-    )
+    Effect.gen(function* () {
+      const signo = parseSignal(signal)
+      // crun 1.8 takes an unknown name for signal 0 and says nothing: check it ourselves
+      if (signo === undefined)
+        return yield* Effect.fail(new CommandFailed({ argv: [...base(), "kill", name, signal], exitCode: 1, signal: null, stderrTail: `unknown signal ${JSON.stringify(signal)}; use a name like TERM or SIGKILL, or a number` }))
+      yield* tool(["kill", name, String(signo)]).pipe(Effect.mapError(notFoundAs(name)))
+    })
 
   const remove = (name: string, options: { readonly force?: boolean } = {}) =>
     tool(["delete", ...(options.force ? ["--force"] : []), name]).pipe(
@@ -78,44 +107,131 @@ const ociRuntime = (spawn: Spawn["Type"], o: { readonly name: "runc" | "crun"; r
       Effect.mapError(notFoundAs(name)),
     )
 
-  const runAttached = (s: StartOptions) =>
+  /** `--config=COPY` when the config is rewritten for this run; the copy is removed when the scope closes. */
+  const configArgs = (s: StartOptions) =>
     Effect.gen(function* () {
-      yield* mustBeFree(s.name)
-      const r = yield* tool(["run", `--bundle=${s.bundle}`, s.name], { stdio: "inherit", okExitCodes: anyExit })
-      return r.exitCode ?? 1
-    }).pipe(
-      // Ctrl-C or a failure while attached: the container must not outlive us
-      Effect.onInterrupt(() => remove(s.name, { force: true }).pipe(Effect.ignore)),
+      const rewrite = o.rewriteConfig
+      if (!rewrite) return [] as ReadonlyArray<string>
+      const configPath = path.join(path.resolve(s.bundle), "config.json")
+      const config = yield* Effect.try({
+        try: () => JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>,
+        catch: (e) => new SpecInvalid({ path: configPath, violations: [{ pointer: "", message: `cannot read it: ${e instanceof Error ? e.message : String(e)}` }] }),
+      })
+      const rewritten = yield* rewrite(config, configPath)
+      const copy = path.join(configDir, `${s.name}.json`)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          mkdirSync(configDir, { recursive: true, mode: 0o700 })
+          writeFileSync(copy, JSON.stringify(rewritten), { mode: 0o600 })
+        }),
+        () => Effect.sync(() => rmSync(copy, { force: true })),
+      )
+      return [`--config=${copy}`]
+    })
+
+  const runAttached = (s: StartOptions) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        yield* mustBeFree(s.name)
+        const config = yield* configArgs(s)
+        // signals to us go to the runtime process, which passes them on (as a terminal's Ctrl-C
+        // does); a second one, or the grace running out, kills the container: pid 1 ignores
+        // SIGINT and SIGTERM unless it handles them
+        const signals = yield* Queue.unbounded<NodeJS.Signals>()
+        const handlers = forwarded.map((sig) => [sig, () => void Queue.unsafeOffer(signals, sig)] as const)
+        yield* Effect.acquireRelease(
+          Effect.sync(() => handlers.forEach(([sig, h]) => process.on(sig, h))),
+          () => Effect.sync(() => handlers.forEach(([sig, h]) => process.off(sig, h))),
+        )
+        const proc = yield* spawn.start(runArgv(["run", `--bundle=${s.bundle}`, ...config, s.name]), { stdio: "inherit" })
+        const killHard = kill(s.name, "KILL").pipe(Effect.ignore)
+        const forwarder = Effect.gen(function* () {
+          const first = yield* Queue.take(signals)
+          // the wrapper (unshare, sh) execs into the runtime: until then a signal would end the wrapper
+          for (let i = 0; i < 200 && !isRuntime(proc.pid, o.name); i++) yield* Effect.sleep("10 millis")
+          yield* proc.kill(first)
+          const grace = yield* Effect.fork(Effect.sleep(stopGrace).pipe(Effect.zipRight(killHard)))
+          yield* Queue.take(signals)
+          yield* Fiber.interrupt(grace)
+          yield* killHard
+        })
+        const fwd = yield* Effect.fork(forwarder)
+        const result = yield* proc.exited.pipe(
+          // interrupted (a sibling failed, runMain's Ctrl-C): the container must not outlive us
+          Effect.onInterrupt(() => remove(s.name, { force: true }).pipe(Effect.ignore)),
+        )
+        yield* Fiber.interrupt(fwd)
+        return exitCodeOf(result)
+      }),
     )
 
   const runDetached = (s: StartOptions) =>
+    Effect.scoped(
+      Effect.gen(function* () {
+        yield* mustBeFree(s.name)
+        const config = yield* configArgs(s)
+        const log = logFile(s.bundle, s.name)
+        const fd = openSync(log, "a")
+        // the container inherits these descriptors, so they must be files, never our pipes
+        yield* spawn.run(runArgv(["run", "--detach", `--bundle=${s.bundle}`, ...config, s.name]), { stdio: { stdout: fd, stderr: fd } }).pipe(
+          Effect.ensuring(Effect.sync(() => closeSync(fd))),
+          Effect.catchIf((e): e is CommandFailed => e._tag === "CommandFailed", (e) =>
+            Effect.gen(function* () {
+              // the runtime wrote its complaint into the log: put it where the error can show it
+              const tail = readFileSync(log, "utf8").slice(-4000)
+              yield* remove(s.name, { force: true }).pipe(Effect.ignore)
+              return yield* Effect.fail(new CommandFailed({ ...e, stderrTail: tail }))
+            }),
+          ),
+        )
+        return yield* state(s.name)
+      }),
+    )
+
+  /**
+   * crun 1.8's exec runs as uid 0 in / with crun's default capabilities and no no_new_privs
+   * unless told: hand it the container's own process (from the config crun keeps in its state),
+   * with our argv, as runc does by itself.
+   */
+  const crunProcess = (name: string, argv: ReadonlyArray<string>) =>
     Effect.gen(function* () {
-      yield* mustBeFree(s.name)
-      const log = logFile(s.bundle, s.name)
-      const fd = openSync(log, "a")
-      // the container inherits these descriptors, so they must be files, never our pipes
-      yield* tool(["run", "--detach", `--bundle=${s.bundle}`, s.name], { stdio: { stdout: fd, stderr: fd } }).pipe(
-        Effect.ensuring(Effect.sync(() => closeSync(fd))),
-        Effect.catchIf((e): e is CommandFailed => e._tag === "CommandFailed", (e) =>
-          Effect.gen(function* () {
-            // runc wrote its complaint into the log: put it where the error can show it
-            const tail = readFileSync(log, "utf8").slice(-4000)
-            yield* remove(s.name, { force: true }).pipe(Effect.ignore)
-            return yield* Effect.fail(new CommandFailed({ ...e, stderrTail: tail }))
-          }),
-        ),
+      if (o.name !== "crun") return [] as ReadonlyArray<string>
+      const kept = path.join(root, name, "config.json")
+      const config = yield* Effect.try({
+        try: () => JSON.parse(readFileSync(kept, "utf8")) as { readonly process?: Record<string, unknown> },
+        catch: () => new ContainerNotFound({ name }),
+      })
+      const file = path.join(configDir, `${name}.exec-${process.pid}-${Date.now()}.json`)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          mkdirSync(configDir, { recursive: true, mode: 0o700 })
+          writeFileSync(file, JSON.stringify({ ...config.process, args: argv, terminal: false }), { mode: 0o600 })
+        }),
+        () => Effect.sync(() => rmSync(file, { force: true })),
       )
-      return yield* state(s.name)
+      return [`--process=${file}`]
     })
 
   const exec = (name: string, argv: ReadonlyArray<string>) =>
-    Effect.gen(function* () {
-      yield* state(name)
-      const r = yield* tool(["exec", name, ...argv], { okExitCodes: anyExit })
-      return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }
-    })
+    Effect.scoped(
+      Effect.gen(function* () {
+        yield* state(name)
+        const processArgs = yield* crunProcess(name, argv)
+        const r = yield* tool(["exec", ...processArgs, name, ...(processArgs.length ? [] : argv)], { okExitCodes: anyExit })
+        return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }
+      }),
+    )
 
   return { name: o.name, runAttached, runDetached, exec, list, state, kill, delete: remove }
+}
+
+/** Whether `pid` is the runtime binary by now (not the wrapper that will exec it). */
+const isRuntime = (pid: number, name: string) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === name
+  } catch {
+    return true // gone: nothing left to wait for
+  }
 }
 
 export type { CommandFailed, ToolMissing }
