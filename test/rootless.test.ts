@@ -35,7 +35,9 @@ t.before(async () => {
   await sh(["useradd", "--create-home", "--shell", "/bin/sh", user])
   uid = Number((await sh(["id", "-u", user])).trim())
   home = (await sh(["getent", "passwd", user])).split(":")[5]!
-  runtimeDir = path.join(tempDir("xdg"), "run")
+  const parent = tempDir("xdg")
+  chmodSync(parent, 0o755) // mkdtemp makes it 0700: the user must reach its runtime dir inside
+  runtimeDir = path.join(parent, "run")
   mkdirSync(runtimeDir, { mode: 0o700 })
   chownSync(runtimeDir, uid, uid)
 })
@@ -92,7 +94,7 @@ t("checkout, rootless spec from the image, run detached: PONG from the host", as
 
 t("inside, the user is root of a user namespace, and the hardlinked root is read-only", async () => {
   const r = await sc("exec", "rl-redis", "sh", "-c", "id -u; touch /usr/bin/x 2>&1; true")
-  assert.match(r.stdout, /^0$/m)
+  assert.match(r.stdout, /^0$/m, `exec printed: ${r.stdout} ${r.stderr}`)
   assert.match(r.stdout, /Read-only file system/)
 })
 

@@ -69,11 +69,26 @@ const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
 }
 
 /** Runs one command line; resolves with the exit code. */
-export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
+  // `exec ID CMD...`: everything after the ID is the container's command line, options included
+  const valued = new Set(["--repo", "--registries-conf"])
+  let execTail: string[] = []
+  let argv = [...argvIn]
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (valued.has(a)) i++
+    else if (!a.startsWith("-")) {
+      if (a === "exec" && i + 1 < argv.length) {
+        execTail = argv.slice(i + 2)
+        argv = argv.slice(0, i + 2)
+      }
+      break
+    }
+  }
   let parsed
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: argv,
       allowPositionals: true,
       strict: true,
       options: {
@@ -96,7 +111,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     return 2
   }
   const { values: v, positionals: pos } = parsed
-  const [command, ...args] = pos
+  const [command, ...parsedArgs] = pos
+  const args = [...parsedArgs, ...execTail]
   if (!command || command === "help") {
     console.log(help["main"])
     return command || v.help ? 0 : 2

@@ -1,6 +1,7 @@
 // Ostree: the content-addressed store, driven through the `ostree` command line.
 import { Effect } from "effect"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, readFileSync, readdirSync } from "node:fs"
+import { mkdir } from "node:fs/promises"
 import path from "node:path"
 import { Spawn } from "./Spawn.ts"
 import { CommandFailed, InvalidInput, RepoMismatch, ToolMissing } from "./Errors.ts"
@@ -39,10 +40,11 @@ export const init = Effect.fn("Ostree.init")(function* (o: { readonly path: stri
     return { path: repoPath, mode } satisfies Repo
   }
   if (existsSync(repoPath) && !existsSync(path.join(repoPath, "config"))) {
-    const { readdirSync } = yield* Effect.promise(() => import("node:fs"))
     if (readdirSync(repoPath).length > 0)
       return yield* Effect.fail(new InvalidInput({ input: repoPath, reason: "exists and is not an ostree repo", fix: "choose an empty or new directory for the repo" }))
   }
+  // ostree init makes only the last directory; the per-user default (~/.local/share/...) may not exist yet
+  yield* Effect.promise(() => mkdir(repoPath, { recursive: true }))
   yield* ostree(repoPath, ["init", `--mode=${mode}`])
   return { path: repoPath, mode } satisfies Repo
 })
