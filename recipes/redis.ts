@@ -62,7 +62,7 @@ export const redisRecipe = recipe({
   }))
   .step("patch", patchSpec({
     title: "Patch config.json for redis",
-    explain: "From the image: the arguments (Entrypoint + Cmd), the environment and the working directory /data. Then what redis needs from us: `data` bound on /data, tmpfs on /tmp and /var/run since the root is read-only, and the network: the host's by default, a private namespace on request.",
+    explain: "From the image: the arguments (Entrypoint + Cmd, plus `--bind 127.0.0.1` so that on the host's network redis answers only this machine, and `--port` when you chose one), the environment and the working directory /data. Then what redis needs from us: `data` bound on /data, tmpfs on /tmp and /var/run since the root is read-only, and the network: the host's by default, a private namespace on request.",
     bundle: (p) => path.join(p.workdir, "cont1"),
     repoDir: (p) => path.join(p.workdir, "ostree"),
     fromImage: { image: (d) => d.show, name: () => "redis" },
@@ -129,7 +129,8 @@ type RedisOptions = { readonly network: string; readonly port: number; readonly 
 
 /** The seed's patch: args (plus --port when not the default), /data, tmpfs /tmp and /var/run, the network. */
 export const redisEdits = (o: RedisOptions): ReadonlyArray<Edit> => [
-  ...(o.port !== 6379 ? [{ kind: "args", args: ["docker-entrypoint.sh", "redis-server", "--port", String(o.port)] } as const] : []),
+  // on the host's network redis would listen on every interface: keep it on loopback
+  { kind: "args", args: ["docker-entrypoint.sh", "redis-server", "--bind", "127.0.0.1", ...(o.port !== 6379 ? ["--port", String(o.port)] : [])] },
   { kind: "cwd", cwd: "/data" },
   { kind: "unmount", destination: "/data" },
   { kind: "bind", source: "data", destination: "/data" },

@@ -8,7 +8,8 @@ import { blobRef } from "./OstreeRefs.ts"
 import type { Image } from "./Images.ts"
 import { CommandFailed, HardlinkImpossible, InvalidInput } from "./Errors.ts"
 import { parseOstreeLs, planMerge } from "./internal/mergePlan.ts"
-import type { DeviceEntry, ExternalHardlink } from "./internal/layerScan.ts"
+import type { DeviceEntry } from "./internal/layerScan.ts"
+import { layerExtrasKey, type LayerExtras } from "./Pull.ts"
 import { Spawn } from "./Spawn.ts"
 
 /** union: bottom-up, upper files overwrite; union-add: top-down, existing files stay. */
@@ -89,14 +90,9 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
         Effect.gen(function* () {
           const ref = blobRef(l.digest)
           const listing = yield* Ostree.listRecursive(repo, ref)
-          const json = <T>(key: string) => Ostree.metadata(repo, ref, key).pipe(Effect.map((v) => (v ? (JSON.parse(v) as T) : [])))
-          return {
-            digest: l.digest,
-            entries: parseOstreeLs(listing),
-            devices: yield* json<DeviceEntry[]>("syscontainers.devices"),
-            implicitDirs: yield* json<string[]>("syscontainers.implicit-dirs"),
-            externalHardlinks: yield* json<ExternalHardlink[]>("syscontainers.external-hardlinks"),
-          }
+          const extras = yield* Ostree.metadata(repo, ref, layerExtrasKey)
+          const { devices, implicitDirs, externalHardlinks }: LayerExtras = extras ? JSON.parse(extras) : { devices: [], implicitDirs: [], externalHardlinks: [] }
+          return { digest: l.digest, entries: parseOstreeLs(listing), devices, implicitDirs, externalHardlinks }
         }),
       { concurrency: 4 },
     )

@@ -13,6 +13,17 @@ import type { Descriptor, ImageConfigBlob, ImageManifest } from "./ImageConfig.t
 import * as Images from "./Images.ts"
 import type { Image } from "./Images.ts"
 import { scanLayer, writeSanitizedTar } from "./internal/layerScan.ts"
+import type { DeviceEntry, ExternalHardlink } from "./internal/layerScan.ts"
+
+/** Commit metadata of a layer: what its ostree commit cannot hold (devices, implicit parents, outside hardlinks). */
+export const layerExtrasKey = "syscontainers.layer-extras"
+
+/** The value of layerExtrasKey. */
+export interface LayerExtras {
+  readonly devices: ReadonlyArray<DeviceEntry>
+  readonly implicitDirs: ReadonlyArray<string>
+  readonly externalHardlinks: ReadonlyArray<ExternalHardlink>
+}
 
 /** What a pull reports while it runs. */
 export type PullEvent =
@@ -136,10 +147,9 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
               "docker.uncompressed_size": String(scan.uncompressedSize),
               "docker.uncompressed_digest": scan.diffId,
             }
-            // what the commit cannot hold, kept for the checkout plan
-            if (scan.devices.length > 0) metadata["syscontainers.devices"] = JSON.stringify(scan.devices)
-            if (scan.implicitDirs.length > 0) metadata["syscontainers.implicit-dirs"] = JSON.stringify(scan.implicitDirs)
-            if (scan.externalHardlinks.length > 0) metadata["syscontainers.external-hardlinks"] = JSON.stringify(scan.externalHardlinks)
+            // what the commit cannot hold, kept (one key: one read at checkout) for the checkout plan
+            const extras: LayerExtras = { devices: scan.devices, implicitDirs: scan.implicitDirs, externalHardlinks: scan.externalHardlinks }
+            if (scan.devices.length + scan.implicitDirs.length + scan.externalHardlinks.length > 0) metadata[layerExtrasKey] = JSON.stringify(extras)
             created.push(blobRef(layer.digest))
             yield* Ostree.commit(repo, { branch: blobRef(layer.digest), tree: { tar }, metadata, subject: layer.digest })
           }

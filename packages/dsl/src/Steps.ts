@@ -150,7 +150,13 @@ export const generateSpec = <O, D>(
   shell: (p) => {
     const b = rel(p, o.bundle(p))
     const dirs = (o.mkdirs?.(p) ?? []).map((d) => quote(path.join(b, d)))
-    return [...(dirs.length ? [`mkdir -p ${dirs.join(" ")}`] : []), `rm -f ${quote(b)}/config.json`, line(["runc", "spec", ...(o.rootless(p) ? ["--rootless"] : []), "--bundle", b])]
+    return [
+      ...(dirs.length ? [`mkdir -p ${dirs.join(" ")}`] : []),
+      `rm -f ${quote(b)}/config.json`,
+      line(["runc", "spec", ...(o.rootless(p) ? ["--rootless"] : []), "--bundle", b]),
+      // as generate does: no terminal, so the container can run detached
+      `sed -i 's/"terminal": true/"terminal": false/' ${quote(b)}/config.json`,
+    ]
   },
   run: (c) =>
     Effect.gen(function* () {
@@ -213,7 +219,8 @@ export const runContainer = <O, D>(
     const rt = o.runtime(p)
     const b = rel(p, o.bundle(p))
     const name = o.name(p)
-    if (rt === "runc" || rt === "crun") {
+    // crun needs a cgroup workaround on some hosts that only our runtime layer knows: name it through syscontainers
+    if (rt === "runc") {
       const base = [rt, `--root=${stateRootFor(rt)}`, "run"]
       return o.detach(p)
         ? [`${line([...base, "--detach", `--bundle=${b}`, name])} >${quote(path.join(b, `${name}.log`))} 2>&1`]
