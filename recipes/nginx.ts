@@ -98,7 +98,7 @@ export const nginxRecipe = recipe({
   .step("patch", patchSpec({
     title: "Patch config.json for nginx",
     explain:
-      "Args, env and working directory from the image. nginx needs more than the bare rootless defaults: CAP_CHOWN, CAP_SETUID and CAP_SETGID (it switches its worker's user and owns its temp directories), writable /var/cache/nginx, /var/lib/nginx, /var/log/nginx and /run (tmpfs), the config and the pages bound from the bundle, and the host's network so the host can reach it on 127.0.0.1.",
+      "Args, env and working directory from the image. nginx needs more than the bare rootless defaults: CAP_CHOWN, CAP_SETUID and CAP_SETGID (it switches its worker's user and owns its temp directories), writable /var/cache/nginx, /var/lib/nginx, /var/log/nginx and /run (tmpfs), the config and the pages bound from the bundle, the host's network so the host can reach it on 127.0.0.1, and /dev/shm without `noexec`: bubblewrap cannot mount it noexec and refuses to pretend it did, so we choose it here, in the open, for every runtime.",
     bundle: bundleDir,
     repoDir,
     fromImage: { image: (d) => d.pull.image, name: () => "nginx" },
@@ -157,6 +157,8 @@ export const nginxEdits: ReadonlyArray<Edit> = [
   { kind: "bind", source: "nginx.conf", destination: "/etc/nginx/nginx.conf", readonly: true, create: false },
   { kind: "bind", source: "html", destination: "/usr/share/nginx/html", readonly: true },
   { kind: "namespace", type: "network", action: "remove" },
+  // bubblewrap cannot mount noexec (it refuses rather than silently drop it): /dev/shm without it, for every runtime
+  { kind: "tmpfs", destination: "/dev/shm", options: ["nosuid", "nodev", "mode=1777", "size=65536k"] },
 ]
 
 const du = (dir: string) =>
