@@ -11,7 +11,7 @@ declare -A wanted=(
   [docker-registry]=docker-registry [busybox]=busybox-static [redis-server]=redis-server
   [redis-cli]=redis-tools [nginx]=nginx-light [etcd]=etcd-server [etcdctl]=etcd-client
   [newuidmap]=uidmap [curl]=curl [ps]=procps [jq]=jq [unshare]=util-linux [tar]=tar
-  [systemd-analyze]=systemd [sha256sum]=coreutils [ip]=iproute2 [useradd]=passwd
+  [useradd]=passwd [runuser]=util-linux [gzip]=gzip
 )
 missing=()
 for tool in "${!wanted[@]}"; do
@@ -22,12 +22,15 @@ if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]]; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
-    # services of these packages must not start here (nginx, redis, etcd): policy-rc.d says no
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.syscontainers
-    chmod +x /usr/sbin/policy-rc.d.syscontainers
-    [[ -e /usr/sbin/policy-rc.d ]] || ln -s policy-rc.d.syscontainers /usr/sbin/policy-rc.d
+    # the servers these packages bring (nginx, redis, etcd) must not start as services here:
+    # a policy-rc.d that says no, for the length of this install only
+    ours=""
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && ours=1
+    fi
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { [[ -n $ours ]] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [[ -n $ours ]] && rm -f /usr/sbin/policy-rc.d
   else
     echo "setup: missing Debian packages: ${missing[*]}" >&2
     echo "setup: install them with: sudo apt-get install -y ${missing[*]}" >&2

@@ -1,0 +1,83 @@
+// the syscontainers command line: help, exit codes, JSON output, images/inspect/rmi over a real repo.
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { existsSync, readdirSync } from "node:fs"
+import path from "node:path"
+import { cleanupTemps, repoRoot, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+
+const t = suite("cli")
+let mirror: Mirror
+let repo: string
+const bin = path.join(repoRoot, "packages/core/bin/syscontainers.js")
+const sc = (...args: string[]) => shAny(["node", bin, "--repo", repo, ...args], { env: { ...mirror.env } })
+const objects = (dir: string) => readdirSync(path.join(dir, "objects")).reduce((n, d) => n + readdirSync(path.join(dir, "objects", d)).length, 0)
+
+t.before(async () => {
+  mirror = await useMirror()
+  repo = path.join(tempDir("cli"), "repo")
+})
+t.after(async () => {
+  cleanupTemps()
+  await mirror.stop()
+})
+
+t("--help lists every command; exit 0", async () => {
+  const r = await sc("--help")
+  assert.is(r.exitCode, 0)
+  for (const c of ["pull", "images", "inspect", "rmi", "checkout", "spec", "patch", "run", "exec", "ps", "kill", "rm"]) assert.match(r.stdout, new RegExp(`^  ${c}\\b`, "m"))
+})
+
+t("each command has its own --help", async () => {
+  for (const c of ["pull", "checkout", "run", "kill"]) {
+    const r = await sc(c, "--help")
+    assert.is(r.exitCode, 0)
+    assert.match(r.stdout, new RegExp(`usage: syscontainers ${c}`))
+  }
+})
+
+t("usage errors exit 2: unknown command, unknown option, missing argument, bad --order", async () => {
+  for (const args of [["frobnicate"], ["pull", "--nope"], ["pull"], ["checkout", "redis", "b", "--order", "sideways"]]) {
+    const r = await sc(...args)
+    assert.is(r.exitCode, 2, args.join(" "))
+    assert.ok(r.stderr.length > 0)
+  }
+})
+
+t("pull, images and inspect, human and --json", async () => {
+  const p = await sc("pull", "docker://redis:alpine", "redis")
+  assert.is(p.exitCode, 0, p.stderr)
+  assert.match(p.stdout, /redis:latest sha256:[0-9a-f]{64}\n3 layers imported, 0 reused/)
+  const images = JSON.parse((await sc("--json", "images")).stdout) as Array<{ name: string; ref: string; layers: number }>
+  assert.equal(images.map((i) => [i.name, i.ref, i.layers]), [["redis:latest", "ociimage/redis_3Alatest", 3]])
+  const human = await sc("inspect", "redis")
+  assert.match(human.stdout, /Cmd:\s+\["redis-server"\]/)
+  assert.match(human.stdout, /ExposedPorts:\["6379\/tcp"\]/)
+  const json = JSON.parse((await sc("--json", "inspect", "redis")).stdout)
+  assert.equal(json.config.config.WorkingDir, "/data")
+})
+
+t("failures exit 1 with the tagged error's message; --json gives it as JSON", async () => {
+  const r = await sc("inspect", "nosuch")
+  assert.is(r.exitCode, 1)
+  assert.match(r.stderr, /image nosuch:latest not found/)
+  const j = await sc("--json", "pull", "ftp://x")
+  assert.is(j.exitCode, 1)
+  assert.equal(JSON.parse(j.stderr).error, "UnknownTransport")
+})
+
+t("rmi removes the image and the layers no other image uses, and prunes their objects", async () => {
+  assert.is((await sc("pull", "docker://nginx:alpine", "nginx")).exitCode, 0)
+  const before = objects(repo)
+  const r = await sc("rmi", "nginx")
+  assert.is(r.exitCode, 0, r.stderr)
+  const refs = (await sh(["ostree", "refs", `--repo=${repo}`])).split("\n").filter(Boolean)
+  assert.not.ok(refs.includes("ociimage/nginx_3Alatest"))
+  assert.is(refs.length, 5, "redis's image, config and 3 layers (the shared base layer stays)")
+  assert.ok(objects(repo) < before, "objects were pruned")
+  const bundle = path.join(tempDir("cli-b"), "b")
+  assert.is((await sc("checkout", "redis", bundle)).exitCode, 0, "redis still checks out whole")
+  assert.ok(existsSync(path.join(bundle, "rootfs/usr/bin/redis-server")))
+})
+
+t.run()
