@@ -1,7 +1,6 @@
 // Bubblewrap: runs OCI bundles under Debian's bwrap 0.8 with bwrap-oci's semantics, as a ContainerRuntime.
 import { Effect, Exit, Fiber } from "effect"
 import { closeSync, constants, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs"
-import os from "node:os"
 import path from "node:path"
 import type { ContainerRuntime, ContainerState, RuntimeError, StartOptions } from "./ContainerRuntime.ts"
 import { CommandFailed, ContainerExists, ContainerNotFound, SpecInvalid, ToolMissing, type SpecViolation } from "./Errors.ts"
@@ -17,6 +16,8 @@ import { debianPackageOf } from "./internal/tools.ts"
 export { bwrapArgs, encodeArgs, parseSize, splitCommand } from "./internal/bwrapArgs.ts"
 export type { BwrapArgsOptions, BwrapTranslation, IdMapEntry, PathKind } from "./internal/bwrapArgs.ts"
 export { defaultStateRoot } from "./internal/bwrapState.ts"
+export { parseSignal } from "./internal/signals.ts"
+import { parseSignal } from "./internal/signals.ts"
 
 /** How the bubblewrap runtime is set up. */
 export interface BubblewrapOptions {
@@ -43,16 +44,6 @@ export interface BubblewrapRuntime extends ContainerRuntime {
   readonly runAttached: (o: BwrapStartOptions) => Effect.Effect<number, RuntimeError>
   readonly runDetached: (o: BwrapStartOptions) => Effect.Effect<ContainerState, RuntimeError>
   readonly stateRoot: string
-}
-
-/** Signal names ("TERM", "SIGTERM", "kill") or numbers ("9") to a signal number; undefined if unknown. */
-export const parseSignal = (signal: string): number | undefined => {
-  if (/^\d+$/.test(signal)) {
-    const n = Number(signal)
-    return n >= 1 && n <= 64 ? n : undefined
-  }
-  const up = signal.toUpperCase()
-  return (os.constants.signals as Readonly<Record<string, number>>)[up.startsWith("SIG") ? up : `SIG${up}`]
 }
 
 const allExitCodes = Array.from({ length: 256 }, (_, i) => i)

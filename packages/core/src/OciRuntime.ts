@@ -6,7 +6,7 @@ import path from "node:path"
 import { Spawn, type ProcessResult, type RunOptions } from "./Spawn.ts"
 import { CommandFailed, ContainerExists, ContainerNotFound, SpecInvalid, ToolMissing } from "./Errors.ts"
 import type { ContainerRuntime, ContainerState, RuntimeName, StartOptions } from "./ContainerRuntime.ts"
-import { parseSignal } from "./Bubblewrap.ts"
+import { parseSignal } from "./internal/signals.ts"
 
 /** Where a runtime keeps its state for this user: $XDG_RUNTIME_DIR, /run as root, else a private tmp dir. */
 export const stateRootFor = (runtime: RuntimeName): string => {
