@@ -2,7 +2,6 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { Effect } from "effect"
-import { createServer } from "node:net"
 import { existsSync, readFileSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"
@@ -11,7 +10,7 @@ import { applyLayers } from "../packages/core/src/Layers.ts"
 import * as RuntimeSpec from "../packages/core/src/RuntimeSpec.ts"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
-import { cleanupTemps, failure, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, freePort, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("Containers")
@@ -25,13 +24,6 @@ const nameOf = (what: string) => {
   return n
 }
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
 
 /** A redis bundle from the repo: checkout, rootless spec, the image's args, the seed's mounts. */
 const redisBundle = async (dir: string, port: number) =>

@@ -2,11 +2,10 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { Effect } from "effect"
-import { createServer } from "node:net"
 import { readdirSync, statSync } from "node:fs"
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"
-import { cleanupTemps, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("nginx recipe")
@@ -15,13 +14,6 @@ const names: string[] = []
 const recipes = path.join(repoRoot, "recipes")
 const bin = path.join(repoRoot, "packages/core/bin/syscontainers.js")
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
 const name = (what: string) => {
   const n = `sc-nginx-${what}-${process.pid}`
   names.push(n)

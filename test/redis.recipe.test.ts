@@ -2,12 +2,11 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { Effect } from "effect"
-import { createServer } from "node:net"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
-import { cleanupTemps, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { Spawn } from "../packages/core/src/Spawn.ts"
 
@@ -16,13 +15,6 @@ let mirror: Mirror
 const names: string[] = []
 const recipeFile = path.join(repoRoot, "recipes", "redis.ts")
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
 
 const env = () => ({ ...mirror.env })
 const recipe = (args: ReadonlyArray<string>) => shAny(["node", "--import", "tsx", recipeFile, ...args], { env: env(), cwd: repoRoot })

@@ -2,9 +2,8 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import path from "node:path"
-import { cleanupTemps, repoRoot, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, freePort, repoRoot, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("rootless")
@@ -15,13 +14,6 @@ let runtimeDir = ""
 let uid = 0
 const bin = path.join(repoRoot, "packages/core/bin/syscontainers.js")
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
 
 /** Runs argv as the test user, with its own HOME, XDG_RUNTIME_DIR and the mirror's registries.conf. */
 const asUser = (argv: ReadonlyArray<string>) =>
