@@ -59,3 +59,6 @@ if [[ ! -f $stamp || pnpm-lock.yaml -nt $stamp || package.json -nt $stamp ]]; th
   fi
   touch "$stamp"
 fi
+
+# the syscontainers command as one bundled module (the bin falls back to tsx when it is stale)
+node scripts/build-cli.mjs

@@ -12,6 +12,8 @@ import { Spawn } from "./Spawn.ts"
 import { applyAll, isBindMount } from "./internal/specEdits.ts"
 import { readIfExists, readInRoot, writeFileAtomic } from "./internal/specFiles.ts"
 import { firstSubidRange, isIdProblem, resolveUser } from "./internal/specIds.ts"
+// a JSON import, so the bundled command carries the schema with it
+import productSchema from "./schema/runtime-config.schema.json" with { type: "json" }
 
 export { normalizeCapability } from "./internal/specEdits.ts"
 export { firstSubidRange, parseGroup, parsePasswd, type SubidRange } from "./internal/specIds.ts"
@@ -163,14 +165,13 @@ export interface ValidateContext {
 /** The file Ostree's checkout leaves in a bundle to say how its rootfs was made. */
 export const checkoutMarker = ".syscontainers-checkout.json"
 
-const schemaFile = new URL("./schema/runtime-config.schema.json", import.meta.url)
 let compiled: ValidateFunction | undefined
 
 // compiled on first use: most commands never validate, and compiling takes ~150 ms here
 const schemaValidator = (): ValidateFunction => {
   if (!compiled) {
     const ajv = new Ajv2020.default({ allErrors: true, verbose: true, strict: true })
-    compiled = ajv.compile(JSON.parse(readFileSync(schemaFile, "utf8")) as object)
+    compiled = ajv.compile(productSchema as object)
   }
   return compiled
 }
