@@ -1,5 +1,5 @@
 // The seed's second walkthrough: nginx from the same repo as redis, run by bubblewrap (or runc, crun).
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { Spawn } from "@syscontainers/core/Spawn"

@@ -1,5 +1,5 @@
 // The seed walkthrough: redis from docker://redis:alpine, stored in ostree, run by runc with no daemon.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { existsSync } from "node:fs"
 import path from "node:path"
 import { Spawn } from "@syscontainers/core/Spawn"

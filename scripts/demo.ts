@@ -1,5 +1,5 @@
 // demo: `npm run demo`, the redis walkthrough end to end through the offline mirror, then cleaned up.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { createServer } from "node:net"
 import path from "node:path"
 import { fileURLToPath } from "node:url"

@@ -1,7 +1,7 @@
 // Bubblewrap: config.json → bwrap argv mappings, then real containers under bwrap 0.8, as root and as a fresh non-root user.
 import { test } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"

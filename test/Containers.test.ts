@@ -1,7 +1,7 @@
 // Containers: redis from the store under runc: PONG from the host, names, exec, kill, delete, and a read-only root.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { existsSync, readFileSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"

@@ -1,7 +1,7 @@
 // Layers: redis's layers checked out in both orders equal umoci unpack's rootfs, as hardlinks into the repo.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"

@@ -1,7 +1,8 @@
 // Pull: docker://redis:alpine through the offline mirror into ostree, laid out like the old ostree transport.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { createHash } from "node:crypto"
 import { cpSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"

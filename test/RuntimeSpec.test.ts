@@ -1,7 +1,8 @@
 // RuntimeSpec tests: real `runc spec` and `runc run` in temp dirs; every config written is checked against our schema and the OCI one.
 import { test } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import Ajv04 from "ajv-draft-04"
 import Ajv2020 from "ajv/dist/2020.js"
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"

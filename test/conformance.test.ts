@@ -1,7 +1,9 @@
 // conformance: one busybox probe bundle under runc, crun and bwrap (Runtimes.runtime), checking the same observable behaviour for each.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect, Logger, LogLevel } from "effect"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { createServer, type Server } from "node:net"
 import path from "node:path"

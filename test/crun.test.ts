@@ -1,7 +1,10 @@
 // crun: the hybrid-cgroup workaround (detection, the run wrap, the rootless config rewrite), as root and as a fresh non-root user.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect, Logger, LogLevel, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import type * as Scope from "effect/Scope"
 import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"

@@ -1,7 +1,7 @@
 // hostile images through the whole pipeline: refused at pull with LayerRejected, nothing written, nothing outside touched.
 import { test } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"

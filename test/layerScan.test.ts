@@ -1,7 +1,7 @@
 // layerScan tests: real blobs from GNU tar and umoci (digests vs sha256sum), hostile layers refused, sanitized tars ostree takes.
 import { test } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { execFileSync, spawnSync } from "node:child_process"
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs"
 import os from "node:os"

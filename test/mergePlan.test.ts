@@ -1,7 +1,7 @@
 // mergePlan tests: hand-written layers planned and replayed, then real images checked out by ostree in both orders vs umoci unpack.
 import { test } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { execFileSync } from "node:child_process"
 import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import os from "node:os"

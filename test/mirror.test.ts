@@ -1,7 +1,7 @@
 // mirror: the offline mirror serves the fixture images as a user meets them, through skopeo and registries.conf.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"

@@ -1,7 +1,7 @@
 // recipes/nginx.ts: the page under bwrap, runc and crun; dedup against redis in one repo; two runtimes at once.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { readdirSync, statSync } from "node:fs"
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"

@@ -1,7 +1,7 @@
 // recipes/redis.ts as a user runs it: plan, dry-run (run by bash), JSON, tutorial, reuse, failure and Ctrl-C cleanup.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"

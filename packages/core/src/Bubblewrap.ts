@@ -1,5 +1,7 @@
 // Bubblewrap: runs OCI bundles under Debian's bwrap 0.8 with bwrap-oci's semantics, as a ContainerRuntime.
-import { Effect, Exit, Fiber } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import { closeSync, constants, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs"
 import path from "node:path"
 import type { ContainerRuntime, ContainerState, RuntimeError, StartOptions } from "./ContainerRuntime.ts"

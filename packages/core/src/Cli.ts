@@ -1,5 +1,8 @@
 // Cli: the `syscontainers` command line over the core steps (pull, images, checkout, spec, run, ps ...).
-import { Cause, Effect, Exit, Option } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import { parseArgs } from "node:util"
 import os from "node:os"
 import path from "node:path"

@@ -1,5 +1,5 @@
 // ContainerRuntime: what every runtime (runc, crun, bubblewrap) offers, so callers pick one per container.
-import type { Effect } from "effect"
+import type * as Effect from "effect/Effect"
 import type { CommandFailed, ContainerExists, ContainerNotFound, SpecInvalid, ToolMissing } from "./Errors.ts"
 
 /** The runtimes we drive. */

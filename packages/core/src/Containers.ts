@@ -1,5 +1,6 @@
 // Containers: run a bundle under a chosen runtime, and find, signal and remove containers by name.
-import { Effect, Exit } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import path from "node:path"
 import type { ContainerState, RuntimeName } from "./ContainerRuntime.ts"
 import { ContainerNotFound } from "./Errors.ts"

@@ -1,5 +1,5 @@
 // Errors: every failure a user can cause, as tagged values that say what failed and what to do.
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 const tail = (text: string, lines = 12): string => text.trimEnd().split("\n").slice(-lines).join("\n")
 

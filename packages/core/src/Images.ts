@@ -1,5 +1,5 @@
 // Images: the named images of a repo, read back from the refs and metadata a pull wrote.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as Ostree from "./Ostree.ts"
 import type { Repo } from "./Ostree.ts"
 import { blobRef, decodeName, imageRef, isBlobRef, withTag } from "./OstreeRefs.ts"

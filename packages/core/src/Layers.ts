@@ -1,5 +1,5 @@
 // Layers: an image's layers into BUNDLE/rootfs as hardlinks from ostree, bottom-up (union) or top-down (union-add).
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { chmod, chown, lchown, link as hardlinkFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import { existsSync } from "node:fs"
 import path from "node:path"

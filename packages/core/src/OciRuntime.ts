@@ -1,5 +1,7 @@
 // OciRuntime: runc (and crun) behind the ContainerRuntime interface, state kept per user.
-import { Effect, Fiber, Queue } from "effect"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Queue from "effect/Queue"
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"

@@ -1,5 +1,5 @@
 // Ostree: the content-addressed store, driven through the `ostree` command line.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { existsSync, readFileSync, readdirSync } from "node:fs"
 import { mkdir } from "node:fs/promises"
 import path from "node:path"

@@ -1,6 +1,6 @@
 // Promise: the core steps as plain async functions, for scripts that do not use Effect.
-import { Effect } from "effect"
-import type { Scope } from "effect"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import { Spawn, SpawnLive } from "./Spawn.ts"
 import * as Steps from "./Steps.ts"
 

@@ -1,5 +1,5 @@
 // Pull: any skopeo source into the ostree repo, laid out like containers/image's old ostree transport.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { createHash, randomBytes } from "node:crypto"
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises"
 import path from "node:path"

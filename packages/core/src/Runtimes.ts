@@ -1,5 +1,5 @@
 // Runtimes: picks runc, crun or bubblewrap by name, applying crun's hybrid-cgroup workaround when needed.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { readFileSync } from "node:fs"
 import type { ContainerRuntime, RuntimeName } from "./ContainerRuntime.ts"
 import { InvalidInput, SpecInvalid, type SpecViolation } from "./Errors.ts"

@@ -1,5 +1,5 @@
 // Skopeo: copies images from any transport skopeo reads into an OCI layout, and reads raw manifests.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { Spawn } from "./Spawn.ts"
 import { CommandFailed, ImageNotFound, ToolMissing } from "./Errors.ts"
 import type { SourceRef } from "./ImageRef.ts"

@@ -1,5 +1,8 @@
 // Spawn: the one place that starts processes (through zx), always from an argv array.
-import { Context, Effect, Layer, Scope } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import { $, type ProcessPromise } from "zx"
 import type { Readable } from "node:stream"
 import { CommandFailed, ToolMissing } from "./Errors.ts"

@@ -1,5 +1,5 @@
 // Steps: the walkthrough's steps under the names of the design card, as Effect values.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as Ostree from "./Ostree.ts"
 import * as Pull from "./Pull.ts"
 import * as Images from "./Images.ts"

@@ -1,5 +1,10 @@
 // Command: the command line every recipe file gets (--plan, --dry-run, --tutorial, --json, ...).
-import { Cause, Effect, Exit, Fiber, Layer, Option } from "effect"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { parseArgs } from "node:util"
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"

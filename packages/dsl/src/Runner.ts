@@ -1,5 +1,9 @@
 // Runner: runs a recipe's steps in order inside one scope, timing each and reporting events.
-import { Cause, Data, Effect, Exit, Option } from "effect"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import type { Spawn } from "@syscontainers/core/Spawn"
 import type { Recipe } from "./Recipe.ts"
 import type { OptionSpecs, OptionValues } from "./Options.ts"

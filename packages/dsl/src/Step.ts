@@ -1,5 +1,6 @@
 // Step: one named, explained, effectful step of a recipe, with its equivalent shell commands.
-import type { Effect, Scope } from "effect"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { Spawn } from "@syscontainers/core/Spawn"
 
 /** What every step can see while planning (no I/O happens then). */

@@ -1,5 +1,7 @@
 // Steps: the walkthrough's steps as reusable factories; a recipe gives the prose, a factory the work.
-import { Effect, Exit, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Schedule from "effect/Schedule"
 import { existsSync, mkdirSync, rmSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"

@@ -1,6 +1,6 @@
 // layerScan: one pass over a layer blob: digests checked, hostile entries refused, and what ostree cannot take found.
 // `writeSanitizedTar` then writes the tar `ostree commit --tree=tar=` accepts (no devices, no dangling hardlinks).
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { createHash } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
 import { open, rm } from "node:fs/promises"

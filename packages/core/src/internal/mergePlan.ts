@@ -1,6 +1,6 @@
 // mergePlan: which entries of each layer's ostree commit to skip so plain union checkouts give the OCI tree.
 // Pure: layer listings in, skip lists and after-checkout fix-ups out; `parseOstreeLs` reads `ostree ls -R`.
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { LayerRejected } from "../Errors.ts"
 
 /** One path in a layer, as its ostree commit (or its tar) holds it. */
