@@ -2,7 +2,7 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
-import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from "node:fs"
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
@@ -97,6 +97,23 @@ t("into an existing rootfs: InvalidInput, the existing tree untouched", async ()
   assert.is(e._tag, "InvalidInput")
   assert.match(e.message, /already holds a rootfs/)
   assert.is(lstatSync(path.join(work, "union", "rootfs", "usr/bin/redis-server")).ino, before)
+})
+
+t("hardlinks across filesystems: HardlinkImpossible names copy mode; copy mode works there", async () => {
+  const img = await image()
+  const mnt = path.join(work, "other-fs")
+  mkdirSync(mnt)
+  await sh(["mount", "-t", "tmpfs", "-o", "size=256m", "syscontainers-test", mnt])
+  try {
+    const e = await failure(applyLayers({ image: img, into: path.join(mnt, "b") }))
+    assert.is(e._tag, "HardlinkImpossible")
+    assert.match(e.message, /copy mode/)
+    assert.not.ok(existsSync(path.join(mnt, "b")), "no half-made bundle")
+    const copy = await run(applyLayers({ image: img, into: path.join(mnt, "c"), link: "copy" }))
+    assert.ok(existsSync(path.join(copy.rootfs, "usr/bin/redis-server")))
+  } finally {
+    await sh(["umount", mnt])
+  }
 })
 
 t("a checkout that fails leaves no bundle behind", async () => {
