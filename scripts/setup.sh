@@ -62,3 +62,18 @@ fi
 
 # the syscontainers command as one bundled module (the bin falls back to tsx when it is stale)
 node scripts/build-cli.mjs
+
+# `tsx recipes/redis.ts` and `syscontainers ps`, as the README writes them: wrappers on PATH (root),
+# else the pnpm exec form. A wrapper of ours is rewritten for this checkout; anyone else's is left.
+here=$(pwd)
+put_on_path() { # name target
+  local w=/usr/local/bin/$1
+  if [[ -e $w ]] && ! grep -q 'syscontainers setup wrapper' "$w" 2>/dev/null; then return; fi
+  printf '#!/bin/sh\n# syscontainers setup wrapper (%s)\nexec %q "$@"\n' "$here" "$2" > "$w.tmp" && chmod 755 "$w.tmp" && mv "$w.tmp" "$w"
+}
+if [[ $(id -u) == 0 ]]; then
+  put_on_path tsx "$here/node_modules/.bin/tsx"
+  put_on_path syscontainers "$here/packages/core/bin/syscontainers.js"
+elif ! command -v tsx >/dev/null 2>&1; then
+  echo "setup: run recipes with 'pnpm exec tsx recipes/redis.ts' and the CLI with 'pnpm exec syscontainers'" >&2
+fi
