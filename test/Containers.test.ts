@@ -12,6 +12,7 @@ import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
 import { cleanupTemps, failure, freePort, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 
 const t = suite("Containers")
 let mirror: Mirror
@@ -73,6 +74,7 @@ t("redis runs detached from the store and answers PONG from the host", async () 
   const bundle = path.join(work, "redis1")
   await redisBundle(bundle, port)
   const name = nameOf("redis")
+  assert.is(runtimeSpecErrors(JSON.parse(readFileSync(path.join(bundle, "config.json"), "utf8"))), "", "the official runtime-spec schema")
   const c = await run(Containers.start({ bundle, name }))
   assert.ok(c.pid > 0)
   assert.ok(await waitPong(port), "redis answers")

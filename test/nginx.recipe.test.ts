@@ -2,11 +2,12 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
-import { readdirSync, statSync } from "node:fs"
+import { readFileSync, readdirSync, statSync } from "node:fs"
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 
 const t = suite("nginx recipe")
 let mirror: Mirror
@@ -43,6 +44,7 @@ for (const runtime of ["bwrap", "runc", "crun"]) {
     assert.match(r.stderr, /edited on the host/)
     assert.match(r.stderr, new RegExp(`${n}\\s+${runtime}\\s+\\d+\\s+running`))
     assert.match(r.stderr, new RegExp(`${n} stopped and deleted`))
+    assert.is(runtimeSpecErrors(JSON.parse(readFileSync(path.join(work, "cont2", "config.json"), "utf8"))), "", "the official runtime-spec schema")
     const after = await shAny(["curl", "-fsS", "--max-time", "1", `http://127.0.0.1:${port}/`])
     assert.is.not(after.exitCode, 0, "nginx is gone after the recipe")
     const list = await run(Containers.list())

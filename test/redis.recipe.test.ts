@@ -8,6 +8,7 @@ import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
 import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 import { Spawn } from "../packages/core/src/Spawn.ts"
 
 const t = suite("redis recipe")
@@ -93,6 +94,8 @@ t("--json: one JSON event per line, every step started and done", async () => {
   assert.is(events.at(-1)?.type, "recipe-done")
   assert.is(events.at(-1)?.ok, true)
   assert.is(await ping(port), "PONG")
+  // the config.json the recipe wrote passes the official runtime-spec schema
+  assert.is(runtimeSpecErrors(JSON.parse(readFileSync(path.join(work, "cont1", "config.json"), "utf8"))), "")
 
   // a second run: the pull is skipped and the bundle reused; redis answers again
   await run(Containers.remove(n, { force: true }))
