@@ -6,6 +6,7 @@ import { blobRef, decodeName, imageRef, isBlobRef, withTag } from "./OstreeRefs.
 import { ImageNotFound } from "./Errors.ts"
 import type { ImageConfigBlob, ImageManifest } from "./ImageConfig.ts"
 import { Spawn } from "./Spawn.ts"
+import { forgetPlan } from "./Layers.ts"
 
 /** An image in the repo: what the steps after a pull take. */
 export interface Image {
@@ -54,6 +55,7 @@ export const remove = Effect.fn("Images.remove")(function* (repo: Repo, name: st
   const blobs = [image.manifest.config, ...image.manifest.layers].map((d) => d.digest).filter((d) => !stillUsed.has(d))
   const existing = new Set(yield* Ostree.refs(repo))
   yield* Ostree.deleteRefs(repo, [image.ref, ...blobs.map(blobRef).filter((r) => existing.has(r))])
+  yield* forgetPlan(repo, image)
   yield* Ostree.prune(repo)
   return image
 })

@@ -1,13 +1,15 @@
 // Layers: an image's layers into BUNDLE/rootfs as hardlinks from ostree, bottom-up (union) or top-down (union-add).
 import * as Effect from "effect/Effect"
-import { chmod, chown, lchown, link as hardlinkFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises"
+import { chmod, chown, lchown, link as hardlinkFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises"
 import { existsSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "./Ostree.ts"
 import { blobRef } from "./OstreeRefs.ts"
 import type { Image } from "./Images.ts"
 import { CommandFailed, HardlinkImpossible, InvalidInput } from "./Errors.ts"
-import { parseOstreeLs, planMerge } from "./internal/mergePlan.ts"
+import { parseOstreeLs, planMerge, skipListText, type MergePlan } from "./internal/mergePlan.ts"
+import type { Repo } from "./Ostree.ts"
+import { createHash } from "node:crypto"
 import type { DeviceEntry } from "./internal/layerScan.ts"
 import { layerExtrasKey, type LayerExtras } from "./Pull.ts"
 import { Spawn } from "./Spawn.ts"
@@ -83,33 +85,14 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
     yield* Effect.promise(() => mkdir(rootfs, { recursive: true }))
     yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
 
-    // plan the merged tree from what each layer commit holds (whiteout files included)
-    const layers = yield* Effect.forEach(
-      o.image.manifest.layers,
-      (l) =>
-        Effect.gen(function* () {
-          const ref = blobRef(l.digest)
-          const listing = yield* Ostree.listRecursive(repo, ref)
-          const extras = yield* Ostree.metadata(repo, ref, layerExtrasKey)
-          const { devices, implicitDirs, externalHardlinks }: LayerExtras = extras ? JSON.parse(extras) : { devices: [], implicitDirs: [], externalHardlinks: [] }
-          return { digest: l.digest, entries: parseOstreeLs(listing), devices, implicitDirs, externalHardlinks }
-        }),
-      { concurrency: 4 },
-    )
-    const plan = yield* planMerge(layers)
-
-    const skipDir = yield* Effect.promise(() => mkdtemp(path.join(repo.path, "tmp", "syscontainers-skip-")))
-    yield* Effect.gen(function* () {
-      const steps = plan.layers.map((layer, i) => ({ layer, i }))
-      const ordered = order === "union" ? steps : [...steps].reverse()
-      for (const { layer, i } of ordered) {
-        const skipList = path.join(skipDir, `${i}.skip`)
-        yield* Effect.promise(() => writeFile(skipList, layer.skip.map((p) => `${p}\n`).join("")))
-        yield* Ostree.checkout(repo, { ref: blobRef(layer.digest), into: rootfs, union: order, skipList, link }).pipe(
-          Effect.mapError((e) => (e._tag === "CommandFailed" ? checkoutFailed(repo.path, into)(e) : e)),
-        )
-      }
-    }).pipe(Effect.ensuring(Effect.promise(() => rm(skipDir, { recursive: true, force: true }))))
+    const { plan, skipDir } = yield* cachedPlan(repo, o.image)
+    const steps = plan.layers.map((layer, i) => ({ layer, i }))
+    const ordered = order === "union" ? steps : [...steps].reverse()
+    for (const { layer, i } of ordered) {
+      yield* Ostree.checkout(repo, { ref: blobRef(layer.digest), into: rootfs, union: order, skipList: path.join(skipDir, `${i}.skip`), link }).pipe(
+        Effect.mapError((e) => (e._tag === "CommandFailed" ? checkoutFailed(repo.path, into)(e) : e)),
+      )
+    }
 
     // a directory in several layers keeps the metadata of the first checkout: set the final one
     for (const d of plan.directories) {
@@ -139,6 +122,52 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
   )
   return work
 })
+
+/** Where a repo keeps the merge plans of its images (a layer commit never changes, so neither does a plan). */
+export const planCacheDir = (repo: Repo) => path.join(repo.path, "syscontainers", "plans")
+
+const planKey = (image: Image) =>
+  createHash("sha256").update(image.manifest.layers.map((l) => l.digest).join("\n")).digest("hex")
+
+/** Plans the merged tree from what each layer commit holds (whiteout files included). */
+const planLayers = (repo: Repo, image: Image) =>
+  Effect.forEach(
+    image.manifest.layers,
+    (l) =>
+      Effect.gen(function* () {
+        const ref = blobRef(l.digest)
+        const [listing, extras] = yield* Effect.all([Ostree.listRecursive(repo, ref), Ostree.metadata(repo, ref, layerExtrasKey)], { concurrency: 2 })
+        const { devices, implicitDirs, externalHardlinks }: LayerExtras = extras ? JSON.parse(extras) : { devices: [], implicitDirs: [], externalHardlinks: [] }
+        return { digest: l.digest, entries: parseOstreeLs(listing), devices, implicitDirs, externalHardlinks }
+      }),
+    { concurrency: 4 },
+  ).pipe(Effect.flatMap(planMerge))
+
+/**
+ * The plan and its skip-list files, computed once per set of layers and kept in the repo: later
+ * checkouts of the image spend no process on planning (two ostree calls per layer saved).
+ */
+const cachedPlan = (repo: Repo, image: Image) =>
+  Effect.gen(function* () {
+    const dir = path.join(planCacheDir(repo), planKey(image))
+    const file = path.join(dir, "plan.json")
+    const cached = yield* Effect.promise(() => readFile(file, "utf8").then((t) => JSON.parse(t) as MergePlan, () => undefined))
+    if (cached) return { plan: cached, skipDir: dir }
+    const plan = yield* planLayers(repo, image)
+    // written whole into a temp dir, then renamed: a reader never sees half a plan
+    const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`
+    yield* Effect.promise(async () => {
+      await mkdir(tmp, { recursive: true })
+      await Promise.all(plan.layers.map((l, i) => writeFile(path.join(tmp, `${i}.skip`), skipListText(l.skip))))
+      await writeFile(path.join(tmp, "plan.json"), JSON.stringify(plan))
+      await rename(tmp, dir).catch(() => rm(tmp, { recursive: true, force: true }))
+    })
+    return { plan, skipDir: existsSync(file) ? dir : tmp }
+  })
+
+/** Forgets the cached plans of an image (rmi). */
+export const forgetPlan = (repo: Repo, image: Image) =>
+  Effect.promise(() => rm(path.join(planCacheDir(repo), planKey(image)), { recursive: true, force: true }))
 
 /** Reads a bundle's checkout marker, if it was made by applyLayers. */
 export const readMarker = (bundle: string): Effect.Effect<CheckoutMarker | undefined> =>

@@ -89,11 +89,16 @@ export const setRef = Effect.fn("Ostree.setRef")(function* (repo: Repo, ref: str
   yield* ostree(repo, ["refs", "--force", `--create=${ref}`, checksum])
 })
 
-/** All refs in the repo. */
+/** All refs in the repo: read from refs/heads, as `ostree refs` lists them, without starting a process. */
 export const refs = Effect.fn("Ostree.refs")(function* (repo: Repo) {
-  const r = yield* ostree(repo, ["refs"])
-  return r.stdout.split("\n").filter((l) => l.length > 0)
+  const heads = path.join(repo.path, "refs", "heads")
+  const walk = (dir: string, prefix: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name), `${prefix}${e.name}/`) : [`${prefix}${e.name}`]))
+  return yield* Effect.sync(() => (existsSync(heads) ? walk(heads, "").sort() : []))
 })
+
+/** Whether a ref exists (a file under refs/heads), without starting a process. */
+export const hasRef = (repo: Repo, ref: string): boolean => existsSync(path.join(repo.path, "refs", "heads", ref))
 
 /** Deletes refs (objects go at the next prune). */
 export const deleteRefs = Effect.fn("Ostree.deleteRefs")(function* (repo: Repo, names: ReadonlyArray<string>) {

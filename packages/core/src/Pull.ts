@@ -80,7 +80,7 @@ const layerKeys = ["docker.size", "docker.uncompressed_size", "docker.uncompress
 /** A layer counts as present only when its ref carries all three keys (the transport's rule). */
 const layerPresent = (repo: Repo, digest: string, existing: ReadonlySet<string>) =>
   existing.has(blobRef(digest))
-    ? Effect.forEach(layerKeys, (k) => Ostree.metadata(repo, blobRef(digest), k)).pipe(Effect.map((vs) => vs.every((v) => v !== undefined)))
+    ? Effect.forEach(layerKeys, (k) => Ostree.metadata(repo, blobRef(digest), k), { concurrency: "unbounded" }).pipe(Effect.map((vs) => vs.every((v) => v !== undefined)))
     : Effect.succeed(false)
 
 /** Pulls `from` into the repo. Layers and the config are committed first, the image ref last. */
@@ -94,10 +94,10 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
   const ref = imageRef(name)
   const report = o.onProgress ?? (() => {})
 
-  // one manifest fetch decides whether anything needs doing
-  const sourceManifest = yield* Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {})
-  const sourceDigest = sha256(sourceManifest)
-  if (!o.force) {
+  // one manifest fetch decides whether anything needs doing, when the repo has the image at all
+  const known = !o.force && Ostree.hasRef(repo, ref)
+  const sourceDigest = known ? sha256(yield* Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {})) : undefined
+  if (known) {
     const had = yield* Ostree.metadata(repo, ref, "syscontainers.source-digest").pipe(Effect.catchAll(() => Effect.succeed(undefined)))
     if (had === sourceDigest) {
       const image = yield* Images.get(repo, name)
@@ -113,7 +113,12 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
     const layout = path.join(work, "layout")
     yield* Effect.promise(() => mkdir(work, { recursive: true }))
     report({ kind: "fetch", source: source.reference })
-    yield* Skopeo.copyToLayout(source, { layout, tag: "image", ...(o.registriesConf ? { registriesConf: o.registriesConf } : {}) })
+    const conf = o.registriesConf ? { registriesConf: o.registriesConf } : {}
+    // the source's own manifest digest, for the next pull's skip check, fetched while the copy runs
+    const [, sourceDigestNow] = yield* Effect.all(
+      [Skopeo.copyToLayout(source, { layout, tag: "image", ...conf }), sourceDigest ? Effect.succeed(sourceDigest) : Skopeo.rawManifest(source, conf).pipe(Effect.map(sha256))],
+      { concurrency: 2 },
+    )
 
     const index = JSON.parse(yield* Effect.promise(() => readFile(path.join(layout, "index.json"), "utf8"))) as { manifests: Descriptor[] }
     const manifestDesc = index.manifests[0]!
@@ -180,7 +185,8 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
         "docker.size": String(manifestBytes.length),
         signatures: "0",
         "syscontainers.source": source.reference,
-        "syscontainers.source-digest": sourceDigest,
+        // the source's own manifest digest (skopeo may convert the manifest on the way into the layout)
+        "syscontainers.source-digest": sourceDigestNow,
       },
     })
     report({ kind: "done", image: name, digest: manifestDesc.digest })
