@@ -1,7 +1,7 @@
 // podman: the peer, with its own storage under the scratch dir, pulling through the mirror, never touching the system's.
 import { mkdirSync, rmSync } from "node:fs"
 import path from "node:path"
-import { run, runQuiet } from "./proc.ts"
+import { defer, run, runQuiet } from "./proc.ts"
 import { mountsBelow } from "./scratch.ts"
 import { execFileSync } from "node:child_process"
 
@@ -45,28 +45,27 @@ export const makePodman = (dir: string, registriesConf: string): Podman => {
   ]
   const env = { CONTAINERS_REGISTRIES_CONF: registriesConf, TMPDIR: tmp }
   const podman = async (args: ReadonlyArray<string>) => (await run(argv(args), { env })).stdout
-  let destroyed = false
+  // registered at once: a Ctrl-C before the caller's finally still empties and deletes the storage
+  const destroy = defer(`podman storage ${dir}`, async () => {
+    // not `system reset`: it also prunes networks, which live outside this storage
+    await runQuiet(argv(["rm", "--all", "--force", "--volumes", "--time", "0"]), { env })
+    await runQuiet(argv(["rmi", "--all", "--force"]), { env })
+    // the overlay driver bind-mounts its own directory, containers their merged trees
+    for (const m of [...mountsBelow(dir), ...mountsBelow(runroot)]) {
+      try {
+        execFileSync("umount", [m], { stdio: "ignore" })
+      } catch {
+        execFileSync("umount", ["-l", m], { stdio: "ignore" })
+      }
+    }
+    rmSync(dir, { recursive: true, force: true })
+    rmSync(runroot, { recursive: true, force: true })
+  })
   return {
     dir,
     root,
     argv,
     run: podman,
-    destroy: async () => {
-      if (destroyed) return
-      destroyed = true
-      // not `system reset`: it also prunes networks, which live outside this storage
-      await runQuiet(argv(["rm", "--all", "--force", "--volumes", "--time", "0"]), { env })
-      await runQuiet(argv(["rmi", "--all", "--force"]), { env })
-      // the overlay driver bind-mounts its own directory, containers their merged trees
-      for (const m of [...mountsBelow(dir), ...mountsBelow(runroot)]) {
-        try {
-          execFileSync("umount", [m], { stdio: "ignore" })
-        } catch {
-          execFileSync("umount", ["-l", m], { stdio: "ignore" })
-        }
-      }
-      rmSync(dir, { recursive: true, force: true })
-      rmSync(runroot, { recursive: true, force: true })
-    },
+    destroy,
   }
 }
