@@ -1,0 +1,227 @@
+// profile: where our pull and checkout spend their time (every ostree/skopeo call timed), and what the CLI's start-up costs.
+import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
+import { existsSync, readdirSync, statSync } from "node:fs"
+import { mkdir } from "node:fs/promises"
+import { createRequire } from "node:module"
+import path from "node:path"
+import { scanLayer } from "@syscontainers/core/internal/layerScan"
+import { repoRoot } from "../test/fixtures/harness.ts"
+import type { Ctx } from "./context.ts"
+import { layerBlobs } from "./images.ts"
+import { fmtMs, median } from "./measure.ts"
+import * as Containers from "@syscontainers/core/Containers"
+import { bin, libraryCheckout, libraryPull, recorder, removeContainer, rmTree, withSpawn, type Call } from "./ours.ts"
+import { defer, freePort, log, run, timed, waitPong } from "./proc.ts"
+import { prepareBundle } from "./start.ts"
+
+/** A call's kind, for the breakdown: tool, verb, and what distinguishes costly variants. */
+const kindOf = (argv: ReadonlyArray<string>): string => {
+  const [tool, verb] = argv
+  if (tool === "ostree") {
+    if (verb === "commit") return argv.some((a) => a.startsWith("--tree=tar=")) ? "ostree commit --tree=tar (a layer)" : "ostree commit --tree=dir (config, manifest)"
+    if (verb === "show") return "ostree show --print-metadata-key"
+    if (verb === "ls") return "ostree ls -R"
+    return `ostree ${verb}`
+  }
+  if (tool === "skopeo") return `skopeo ${argv.find((a) => a === "copy" || a === "inspect") ?? verb}`
+  return tool ?? "?"
+}
+
+/** Time covered by at least one of the calls (they overlap when layers go in parallel). */
+const busy = (calls: ReadonlyArray<Call>) => {
+  const spans = [...calls].sort((a, b) => a.start - b.start)
+  let total = 0
+  let end = -Infinity
+  for (const c of spans) {
+    if (c.start > end) {
+      total += c.end - c.start
+      end = c.end
+    } else if (c.end > end) {
+      total += c.end - end
+      end = c.end
+    }
+  }
+  return total
+}
+
+/** A markdown table: each kind of call, how often, its summed time; then the wall time and what no command covers. */
+const breakdown = (title: string, wall: number, calls: ReadonlyArray<Call>, extra: ReadonlyArray<[string, string]> = []) => {
+  const byKind = new Map<string, { n: number; ms: number; max: number }>()
+  for (const c of calls) {
+    const k = kindOf(c.argv)
+    const e = byKind.get(k) ?? { n: 0, ms: 0, max: 0 }
+    e.n += 1
+    e.ms += c.end - c.start
+    e.max = Math.max(e.max, c.end - c.start)
+    byKind.set(k, e)
+  }
+  const covered = busy(calls)
+  return [
+    `#### ${title}: ${fmtMs(wall)} in-process`,
+    "",
+    "| what | calls | summed time | longest | share of wall |",
+    "|---|---:|---:|---:|---:|",
+    ...[...byKind.entries()]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .map(([k, e]) => `| \`${k}\` | ${e.n} | ${fmtMs(e.ms)} | ${fmtMs(e.max)} | ${((100 * e.ms) / wall).toFixed(0)}% |`),
+    `| in node, no command running (parsing, scanning tars, planning, fs calls) | | ${fmtMs(wall - covered)} | | ${((100 * (wall - covered)) / wall).toFixed(0)}% |`,
+    ...extra.map(([k, v]) => `| ${k} | | ${v} | | |`),
+    "",
+  ].join("\n")
+}
+
+/** Median wall time of `argv` over `n` runs (process start to exit). */
+const probe = async (argv: ReadonlyArray<string>, n: number, cwd = repoRoot) => {
+  const xs: number[] = []
+  for (let i = 0; i < n; i++) xs.push(await timed(() => run(argv, { cwd })))
+  return median(xs)
+}
+
+// esbuild comes with tsx: the bundler a build step would use
+const esbuildBin = () => {
+  try {
+    const fromTsx = createRequire(createRequire(import.meta.url).resolve("tsx/package.json"))
+    const pkg = fromTsx.resolve("esbuild/package.json")
+    const exe = path.join(path.dirname(pkg), "bin", "esbuild")
+    return existsSync(exe) ? exe : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether the bin will run the bundle (packages/core/dist/cli.mjs no older than any source), as the bin decides. */
+export const bundleCurrent = (): boolean => {
+  const core = path.join(repoRoot, "packages", "core")
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((t, e) => Math.max(t, e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs), 0)
+  try {
+    return statSync(path.join(core, "dist", "cli.mjs")).mtimeMs >= newest(path.join(core, "src"))
+  } catch {
+    return false
+  }
+}
+
+/** What one CLI call and one recipe run pay before their first command: node, tsx, the module graph. */
+const startup = async (ctx: Ctx) => {
+  const dir = path.join(ctx.dir, "profile")
+  await mkdir(dir, { recursive: true })
+  const n = ctx.quick ? 3 : 5
+  const rows: Array<[string, number]> = []
+  const recipe = path.join(repoRoot, "recipes", "redis.ts")
+  rows.push(["`node -e 0`", await probe(["node", "-e", "0"], n)])
+  rows.push(["`node --import tsx -e 0` (tsx's loader registered)", await probe(["node", "--import", "tsx", "-e", "0"], n)])
+  rows.push([`\`syscontainers --help\` (the bin; ${bundleCurrent() ? "its bundle dist/cli.mjs is current" : "its bundle is stale or missing: tsx"})`, await probe(["node", bin, "--help"], n)])
+  const cliTs = path.join(repoRoot, "packages", "core", "src", "Cli.ts")
+  rows.push(["`syscontainers --help` from the sources through tsx (the bin's fallback)", await probe(["node", "--import", "tsx", "--input-type=module", "-e", `const { main } = await import(${JSON.stringify(cliTs)}); process.exitCode = await main(["--help"])`], n)])
+  rows.push(["`node --import tsx recipes/redis.ts --help` (dsl + core through tsx)", await probe(["node", "--import", "tsx", recipe, "--help"], n)])
+  const esbuild = esbuildBin()
+  if (esbuild) {
+    // the recipe as one ESM file, the way scripts/build-cli.mjs bundles the CLI
+    const out = path.join(dir, "redis-recipe.mjs")
+    const buildMs = await timed(() =>
+      run([esbuild, recipe, "--bundle", "--platform=node", "--format=esm", "--target=node20", `--outfile=${out}`, "--log-level=error", "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"], { cwd: repoRoot }),
+    )
+    rows.push([`\`node redis-recipe.mjs --help\`: recipes/redis.ts bundled by esbuild (built in ${fmtMs(buildMs)}), as the CLI is`, await probe(["node", out, "--help"], n)])
+    // zx is the Spawn service's engine: what loading it costs a bundled start, on its own
+    // read from stdin, esbuild resolves from its cwd: zx from this workspace
+    const zxOut = path.join(dir, "zx-only.bundle.mjs")
+    await run([esbuild, "--bundle", "--platform=node", "--format=esm", "--target=node20", `--outfile=${zxOut}`, "--log-level=error", "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"], {
+      cwd: repoRoot,
+      input: 'import { $ } from "zx"\nif (typeof $ !== "function") process.exitCode = 1\n',
+    })
+    rows.push(["`node zx-only.mjs`: nothing but `import { $ } from \"zx\"`, bundled the same way (zx's share of a bundled start)", await probe(["node", zxOut], n)])
+  }
+  return [
+    "### Start-up: paid by every `syscontainers` command and every recipe run",
+    "",
+    "| process | median wall |",
+    "|---|---:|",
+    ...rows.map(([k, v]) => `| ${k} | ${fmtMs(v)} |`),
+    "",
+  ].join("\n")
+}
+
+/** Our spawn path (core Spawn: zx, bash -c "exec tool") against a bare node spawn, per process. */
+const spawnCost = async () => {
+  const n = 20
+  const viaSpawn = await timed(async () => {
+    for (let i = 0; i < n; i++) await run(["true"])
+  })
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) spawnSync("true")
+  const bare = performance.now() - t0
+  return `Per process: ${fmtMs(viaSpawn / n)} through the core Spawn service (zx runs \`bash -c "exec ..."\`), ${fmtMs(bare / n)} with a bare \`child_process.spawnSync\`.\n`
+}
+
+/** nginx into a repo that holds redis: what a pull costs when most of it is already there. */
+const secondPull = async (ctx: Ctx, dir: string) => {
+  const repo = path.join(dir, "repo-second")
+  await libraryPull(repo, ctx.registriesConf, "docker://redis:alpine", "redis")
+  const p = recorder()
+  await libraryPull(repo, ctx.registriesConf, "docker://nginx:alpine", "nginx", p.observe)
+  const wall = p.elapsed()
+  rmTree(repo)
+  return breakdown("pull nginx after redis (base layer shared)", wall, p.calls)
+}
+
+/** `syscontainers run --detach` in-process on a prepared bundle: until runc returns, then until PONG. */
+const runDetached = async (ctx: Ctx, dir: string) => {
+  const repo = path.join(dir, "repo-run")
+  await libraryPull(repo, ctx.registriesConf, "docker://redis:alpine", "redis")
+  const port = await freePort()
+  const bundle = path.join(dir, "run-bundle")
+  await prepareBundle(repo, bundle, port)
+  const name = `bench-profile-${process.pid}`
+  const forget = defer("profile container", () => removeContainer(name))
+  try {
+    const p = recorder()
+    await withSpawn(Effect.scoped(Containers.start({ bundle, name, runtime: "runc" })), p.observe)
+    const started = p.elapsed()
+    await waitPong(port)
+    const ready = p.elapsed()
+    return breakdown(`run -d redis, bundle prepared (PONG ${fmtMs(ready - started)} after runc returned)`, started, p.calls)
+  } finally {
+    await forget()
+    rmTree(repo)
+    rmTree(bundle)
+  }
+}
+
+/** The profile: start-up, pull and checkout broken down per command, scanLayer alone. */
+export const profile = async (ctx: Ctx): Promise<void> => {
+  log("profile: start-up, pull and checkout per command")
+  const dir = path.join(ctx.dir, "profile")
+  await mkdir(dir, { recursive: true })
+  const sections: string[] = [await startup(ctx), await spawnCost()]
+  const targets = [
+    { label: "redis", docker: "docker://redis:alpine", name: "redis", layout: ctx.fixtureLayout, tag: "redis-alpine" },
+    { label: "bulk (5,000 small files + 5 x 20 MiB)", docker: ctx.bulk.docker, name: "bench-bulk", layout: ctx.bulk.layout, tag: ctx.bulk.layoutRef.split(":").pop()! },
+  ]
+  try {
+    for (const t of targets) {
+      const repo = path.join(dir, `repo-${t.name}`)
+      // one untimed pull first: the mirror's and the page cache's first-touch costs stay out
+      await libraryPull(path.join(dir, "warm"), ctx.registriesConf, t.docker, t.name)
+      rmTree(path.join(dir, "warm"))
+      const p = recorder()
+      await libraryPull(repo, ctx.registriesConf, t.docker, t.name, p.observe)
+      const pullWall = p.elapsed()
+      // the JS tar pass of the pull on its own: gunzip, sha256 twice, parse every header
+      const blobs = await layerBlobs(t.layout, t.tag)
+      const scanMs = await timed(() => Effect.runPromise(Effect.forEach(blobs, (b) => scanLayer({ path: b.path, digest: b.digest }), { concurrency: 2 })))
+      sections.push(breakdown(`pull ${t.label}`, pullWall, p.calls, [["of which `scanLayer` over the blobs (measured alone, same concurrency)", fmtMs(scanMs)]]))
+      for (const order of ["union", "union-add"] as const) {
+        const c = recorder()
+        await libraryCheckout(repo, t.name, path.join(dir, `bundle-${t.name}-${order}`), order, c.observe)
+        sections.push(breakdown(`checkout ${t.label}, --order ${order}`, c.elapsed(), c.calls))
+        rmTree(path.join(dir, `bundle-${t.name}-${order}`))
+      }
+      rmTree(repo)
+    }
+    sections.push(await secondPull(ctx, dir), await runDetached(ctx, dir))
+  } finally {
+    rmTree(dir)
+  }
+  ctx.profile.unshift(sections.join("\n"))
+}
