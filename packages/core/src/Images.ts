@@ -1,5 +1,8 @@
 // Images: the named images of a repo, read back from the refs and metadata a pull wrote.
 import * as Effect from "effect/Effect"
+import { readFileSync } from "node:fs"
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises"
+import path from "node:path"
 import * as Ostree from "./Ostree.ts"
 import type { Repo } from "./Ostree.ts"
 import { blobRef, decodeName, imageRef, isBlobRef, withTag } from "./OstreeRefs.ts"
@@ -23,16 +26,36 @@ export interface Image {
 /** Reads a named image (its manifest from `docker.manifest`, as atomic did, and its config blob). */
 export const get = Effect.fn("Images.get")(function* (repo: Repo, name: string) {
   const ref = imageRef(name)
-  const manifestText = yield* Ostree.metadata(repo, ref, "docker.manifest").pipe(
-    Effect.catchTag("CommandFailed", () => Effect.succeed(undefined)),
-  )
-  if (manifestText === undefined)
-    return yield* Effect.fail(new ImageNotFound({ image: withTag(name), where: repo.path, detail: "" }))
-  const digest = (yield* Ostree.metadata(repo, ref, "docker.digest")) ?? ""
+  // a ref names an immutable commit: what we read of it once is kept under the commit's checksum
+  const commit = readCommitOf(repo, ref)
+  if (commit === undefined) return yield* Effect.fail(new ImageNotFound({ image: withTag(name), where: repo.path, detail: "" }))
+  const cacheFile = path.join(repo.path, "syscontainers", "images", `${commit}.json`)
+  const cached = yield* Effect.promise(() => readFile(cacheFile, "utf8").then((t) => JSON.parse(t) as Pick<Image, "digest" | "manifest" | "config">, () => undefined))
+  if (cached) return { repo, name: withTag(name), ref, ...cached } satisfies Image
+
+  const [manifestText, digest] = yield* Effect.all([Ostree.metadata(repo, ref, "docker.manifest"), Ostree.metadata(repo, ref, "docker.digest")], { concurrency: 2 })
+  if (manifestText === undefined) return yield* Effect.fail(new ImageNotFound({ image: withTag(name), where: repo.path, detail: `${ref} has no docker.manifest` }))
   const manifest = JSON.parse(manifestText) as ImageManifest
   const config = JSON.parse(yield* Ostree.cat(repo, blobRef(manifest.config.digest), "/content")) as ImageConfigBlob
-  return { repo, name: withTag(name), ref, digest, manifest, config } satisfies Image
+  const image: Image = { repo, name: withTag(name), ref, digest: digest ?? "", manifest, config }
+  yield* Effect.promise(async () => {
+    await mkdir(path.dirname(cacheFile), { recursive: true })
+    const tmp = `${cacheFile}.${process.pid}.tmp`
+    await writeFile(tmp, JSON.stringify({ digest: image.digest, manifest, config }))
+    await rename(tmp, cacheFile)
+  })
+  return image
 })
+
+/** The commit a ref points to, read from refs/heads (no process); undefined when there is no such ref. */
+const readCommitOf = (repo: Repo, ref: string): string | undefined => {
+  try {
+    const text = readFileSync(path.join(repo.path, "refs", "heads", ref), "utf8").trim()
+    return /^[0-9a-f]{64}$/.test(text) ? text : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** The names of all images in the repo. */
 export const list = Effect.fn("Images.list")(function* (repo: Repo) {
