@@ -132,7 +132,7 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
 
     const existing = new Set(yield* Ostree.refs(repo))
     let done = 0
-    const outcomes = yield* Effect.forEach(
+    const importLayers = Effect.forEach(
       manifest.layers,
       (layer, i) =>
         Effect.gen(function* () {
@@ -165,13 +165,16 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
       { concurrency: o.concurrency ?? 2 },
     )
 
-    // the config blob as one file /content, like the transport
-    if (!existing.has(blobRef(manifest.config.digest))) {
-      const dir = path.join(work, "config")
-      yield* Effect.promise(() => mkdir(dir, { recursive: true }).then(() => writeFile(path.join(dir, "content"), configBytes)))
-      created.push(blobRef(manifest.config.digest))
-      yield* Ostree.commit(repo, { branch: blobRef(manifest.config.digest), tree: { dir }, metadata: { "docker.size": String(manifest.config.size) } })
-    }
+    // the config blob as one file /content, like the transport; committed while the layers import
+    const commitConfig = existing.has(blobRef(manifest.config.digest))
+      ? Effect.void
+      : Effect.gen(function* () {
+          const dir = path.join(work, "config")
+          yield* Effect.promise(() => mkdir(dir, { recursive: true }).then(() => writeFile(path.join(dir, "content"), configBytes)))
+          created.push(blobRef(manifest.config.digest))
+          yield* Ostree.commit(repo, { branch: blobRef(manifest.config.digest), tree: { dir }, metadata: { "docker.size": String(manifest.config.size) } })
+        })
+    const [outcomes] = yield* Effect.all([importLayers, commitConfig], { concurrency: 2 })
 
     // the named image last: until this ref exists, the image does not
     const mdir = path.join(work, "manifest")
