@@ -1,7 +1,13 @@
 // profile: where our pull and checkout spend their time (every ostree/skopeo call timed), and what the CLI's start-up costs.
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
-import { existsSync, readdirSync, statSync } from "node:fs"
+import { createHash } from "node:crypto"
+import { createReadStream, createWriteStream, existsSync, readdirSync, statSync } from "node:fs"
+import { Writable } from "node:stream"
+import { pipeline } from "node:stream/promises"
+import { createGunzip } from "node:zlib"
+import * as Ostree from "@syscontainers/core/Ostree"
+import { blobRef } from "@syscontainers/core/OstreeRefs"
 import { mkdir } from "node:fs/promises"
 import { createRequire } from "node:module"
 import path from "node:path"
@@ -188,6 +194,134 @@ const runDetached = async (ctx: Ctx, dir: string) => {
   }
 }
 
+/** Median of `n` runs of an async job, in ms. */
+const medianOf = async (n: number, job: (i: number) => Promise<unknown>, between?: (i: number) => Promise<void> | void) => {
+  const xs: number[] = []
+  for (let i = 0; i < n; i++) {
+    xs.push(await timed(() => job(i)))
+    await between?.(i)
+  }
+  return median(xs)
+}
+
+const streamThrough = async (file: string, o: { readonly hashCompressed: boolean; readonly hashTar: boolean; readonly chunkSize?: number }) => {
+  const source = createReadStream(file, { highWaterMark: 1 << 20 })
+  const compressed = createHash("sha256")
+  if (o.hashCompressed) source.on("data", (d) => compressed.update(d))
+  const tar = createHash("sha256")
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (o.hashTar) tar.update(chunk)
+      cb()
+    },
+  })
+  await pipeline(source, createGunzip(o.chunkSize ? { chunkSize: o.chunkSize } : {}), sink)
+}
+
+const hashOnly = async (file: string) => {
+  const h = createHash("sha256")
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer)
+}
+
+/**
+ * The pull's work on the bulk image taken apart, one layer after the other: each pass over the
+ * bytes on its own, and ostree's commit of the compressed and of the uncompressed tar.
+ */
+const pullAnatomy = async (ctx: Ctx, dir: string) => {
+  const blobs = await layerBlobs(ctx.bulk.layout, ctx.bulk.layoutRef.split(":").pop()!)
+  const n = ctx.quick ? 2 : 3
+  const pass = (o: Parameters<typeof streamThrough>[1]) => medianOf(n, async () => {
+    for (const b of blobs) await streamThrough(b.path, o)
+  })
+  const tars: string[] = []
+  for (const [i, b] of blobs.entries()) {
+    const out = path.join(dir, `layer${i}.tar`)
+    await pipeline(createReadStream(b.path), createGunzip(), createWriteStream(out))
+    tars.push(out)
+  }
+  const commitAll = (files: ReadonlyArray<string>) =>
+    medianOf(
+      n,
+      async (i) => {
+        const repo = path.join(dir, `commit-repo-${i}`)
+        await run(["ostree", "init", "--mode=bare-user", `--repo=${repo}`])
+        for (const [j, f] of files.entries())
+          await run(["ostree", "commit", `--repo=${repo}`, "--tar-autocreate-parents", `--branch=l${j}`, `--tree=tar=${f}`, "--no-xattrs", "--fsync=false"], { env: { LC_ALL: "C.UTF-8" } })
+      },
+      (i) => rmTree(path.join(dir, `commit-repo-${i}`)),
+    )
+  const scan = await medianOf(n, async () => {
+    for (const b of blobs) await Effect.runPromise(scanLayer({ path: b.path, digest: b.digest }))
+  })
+  const rows: Array<[string, number]> = [
+    ["sha256 of the compressed blobs", await medianOf(n, async () => {
+      for (const b of blobs) await hashOnly(b.path)
+    })],
+    ["gunzip + sha256 of the tar, zlib's default 16 KiB output chunks (as `scanLayer` reads)", await pass({ hashCompressed: false, hashTar: true })],
+    ["gunzip + sha256 of the tar, `createGunzip({ chunkSize: 1 << 20 })`", await pass({ hashCompressed: false, hashTar: true, chunkSize: 1 << 20 })],
+    ["the floor: sha256 + gunzip + sha256, 1 MiB chunks", await pass({ hashCompressed: true, hashTar: true, chunkSize: 1 << 20 })],
+    ["`scanLayer` (sha256 + gunzip + sha256 + every tar header parsed in JS)", scan],
+    ["`ostree commit --tree=tar=` of the gzip blobs (what the pull runs)", await commitAll(blobs.map((b) => b.path))],
+    ["`ostree commit --tree=tar=` of the same tars uncompressed", await commitAll(tars)],
+  ]
+  for (const t of tars) rmTree(t)
+  return [
+    "#### pull, taken apart: the bulk image's two layers, one after the other (in-process passes use node's zlib and crypto)",
+    "",
+    "| pass | median |",
+    "|---|---:|",
+    ...rows.map(([k, v]) => `| ${k} | ${fmtMs(v)} |`),
+    "",
+  ].join("\n")
+}
+
+/** One ostree process per layer (what applyLayers runs) against one `checkout --from-stdin` for all (Ostree.checkoutMany). */
+const checkoutAnatomy = async (ctx: Ctx, dir: string) => {
+  const repoPath = path.join(dir, "repo-anatomy")
+  const image = await libraryPull(repoPath, ctx.registriesConf, "docker://redis:alpine", "redis")
+  const repo = image.image.repo
+  const n = ctx.quick ? 3 : 5
+  const layers = image.image.manifest.layers.map((l) => blobRef(l.digest))
+  const list = (into: string): Ostree.CheckoutOptions[] => layers.map((ref) => ({ ref, into, union: "union", link: "hardlink" }))
+  const into = (k: string, i: number) => path.join(dir, `anatomy-${k}-${i}`)
+  const perLayer = await medianOf(n, (i) => withSpawn(Effect.forEach(list(into("each", i)), (o) => Ostree.checkout(repo, o), { discard: true })), (i) => rmTree(into("each", i)))
+  // ostree reads NUL-separated "REV\0SUBPATH\0" pairs; options and destination are the command line's, shared by all
+  const oneProcess = await medianOf(
+    n,
+    (i) => run(["ostree", "checkout", `--repo=${repoPath}`, "-U", "--union", "--require-hardlinks", "--fsync=false", "--from-stdin", into("many", i)], { input: layers.map((ref) => `${ref}\0/\0`).join(""), env: { LC_ALL: "C.UTF-8" } }),
+    (i) => rmTree(into("many", i)),
+  )
+  const refsCall = await medianOf(n, () => run(["ostree", "refs", `--repo=${repoPath}`]))
+  const showCall = await medianOf(n, () => run(["ostree", "show", "--print-metadata-key=docker.digest", `--repo=${repoPath}`, image.image.ref]))
+  rmTree(repoPath)
+  return [
+    `#### checkout, taken apart: redis's ${layers.length} layers, no skip lists`,
+    "",
+    "| what | median |",
+    "|---|---:|",
+    `| one \`ostree checkout --union\` per layer (${layers.length} processes) | ${fmtMs(perLayer)} |`,
+    `| one \`ostree checkout --from-stdin DEST\` for all layers (one process; one set of options, so one skip list for all) | ${fmtMs(oneProcess)} |`,
+    `| one \`ostree refs\` (the cost of any ostree call: start, open the repo) | ${fmtMs(refsCall)} |`,
+    `| one \`ostree show --print-metadata-key\` | ${fmtMs(showCall)} |`,
+    "",
+  ].join("\n")
+}
+
+/** What the runtime spec's schema costs a fresh process: the first validate compiles it (ajv). */
+const validateCost = async (ctx: Ctx) => {
+  const spec = path.join(repoRoot, "packages", "core", "src", "RuntimeSpec.ts")
+  const script = [
+    `const { validate } = await import(${JSON.stringify(spec)})`,
+    "const config = { ociVersion: '1.0.2', root: { path: 'rootfs' }, process: { cwd: '/', args: ['sh'] } }",
+    "let t = performance.now(); validate(config); const first = performance.now() - t",
+    "t = performance.now(); validate(config); const second = performance.now() - t",
+    "console.log(JSON.stringify({ first, second }))",
+  ].join("\n")
+  const xs: Array<{ first: number; second: number }> = []
+  for (let i = 0; i < (ctx.quick ? 2 : 3); i++) xs.push(JSON.parse((await run(["node", "--import", "tsx", "--input-type=module", "-e", script], { cwd: repoRoot })).stdout.trim()) as { first: number; second: number })
+  return `The runtime-spec schema: the first \`RuntimeSpec.validate\` in a process takes ${fmtMs(median(xs.map((x) => x.first)))} (ajv compiles the schema), later ones ${fmtMs(median(xs.map((x) => x.second)))}. Every \`spec\` and \`patch\` (a CLI call, a recipe's spec step) pays the compile.\n`
+}
+
 /** The profile: start-up, pull and checkout broken down per command, scanLayer alone. */
 export const profile = async (ctx: Ctx): Promise<void> => {
   log("profile: start-up, pull and checkout per command")
@@ -219,7 +353,7 @@ export const profile = async (ctx: Ctx): Promise<void> => {
       }
       rmTree(repo)
     }
-    sections.push(await secondPull(ctx, dir), await runDetached(ctx, dir))
+    sections.push(await secondPull(ctx, dir), await runDetached(ctx, dir), await pullAnatomy(ctx, dir), await checkoutAnatomy(ctx, dir), await validateCost(ctx))
   } finally {
     rmTree(dir)
   }
