@@ -159,13 +159,17 @@ try {
     `umoci ${version(["umoci", "--version"], (o) => o.trim().split(" ").pop() ?? "?")}`,
     version(["runc", "--version"]),
   ].join(", ")
+  // the product changes under a long run too: say which code was measured
+  const head = version(["git", "-C", repoRoot, "rev-parse", "--short", "HEAD"])
+  const dirty = version(["git", "-C", repoRoot, "status", "--porcelain", "--", "packages", "recipes", "scripts"], (o) => o.trim())
+  const commit = `${head}${dirty && dirty !== "?" ? " with uncommitted changes in packages/recipes/scripts" : ""}`
   const met = rows.filter((r) => r.met === true).length
   const missed = rows.filter((r) => r.met === false)
   const md = [
     "# Benchmarks",
     "",
     `\`npm run bench${quick ? " -- --quick" : ""}\`, ${new Date().toISOString().slice(0, 10)}, ${minutes} min. ${machine}.`,
-    `Filesystem: ${scratch.description}. Tools: ${versions}.`,
+    `Measured: commit ${commit}. Filesystem: ${scratch.description}. Tools: ${versions}.`,
     `Load average (1 min) ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end (anything above 0 is other work sharing the 2 cores).`,
     `The CLI ran ${bundleAtStart && bundleCurrent() ? "its esbuild bundle (packages/core/dist/cli.mjs) throughout" : bundleAtStart ? "its bundle at first, but a source changed during the run: later calls went through tsx" : "through tsx (no current bundle)"}; recipes run through tsx as the README says.`,
     "",
