@@ -211,7 +211,7 @@ export const runContainer = <O, D>(
     readonly name: From<O, string>
     readonly runtime: From<O, RuntimeName>
     readonly detach: From<O, boolean>
-    /** Polled until true: 100 ms apart, at most `readyTimeoutMs` (default 10 s). */
+    /** Polled until true: 20 ms apart (a server is often up within 50 ms), at most `readyTimeoutMs` (default 10 s). */
     readonly ready: (c: StepContext<O, D>) => Effect.Effect<boolean, unknown, any>
     readonly readyTimeoutMs?: number
   },
@@ -238,7 +238,7 @@ export const runContainer = <O, D>(
       const log = (text: string) => c.emit({ kind: "note", text })
       const waitReady = o.ready(c).pipe(
         Effect.flatMap((yes) => (yes ? Effect.void : Effect.fail("not ready" as const))),
-        Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo(`${o.readyTimeoutMs ?? 10_000} millis`))),
+        Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo(`${o.readyTimeoutMs ?? 10_000} millis`))),
       )
       if (o.detach(c)) {
         const container = yield* Containers.start({ bundle, name, runtime, log })
