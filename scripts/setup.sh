@@ -60,7 +60,9 @@ if [[ ! -f $stamp || pnpm-lock.yaml -nt $stamp || package.json -nt $stamp ]]; th
   touch "$stamp"
 fi
 
-# the syscontainers command as one bundled module (the bin falls back to tsx when it is stale)
+# the product schema's validator, precompiled; then the syscontainers command as one bundled module
+# (the bin falls back to tsx when the bundle is stale)
+(cd packages/core && node ../../scripts/build-validator.mjs)
 node scripts/build-cli.mjs
 
 # `tsx recipes/redis.ts` and `syscontainers ps`, as the README writes them: wrappers on PATH (root),

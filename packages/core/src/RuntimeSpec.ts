@@ -14,6 +14,8 @@ import { readIfExists, readInRoot, writeFileAtomic } from "./internal/specFiles.
 import { firstSubidRange, isIdProblem, resolveUser } from "./internal/specIds.ts"
 // a JSON import, so the bundled command carries the schema with it
 import productSchema from "./schema/runtime-config.schema.json" with { type: "json" }
+import generatedValidator, { schemaHash as generatedSchemaHash } from "./schema/runtime-config.validate.generated.js"
+import { createHash } from "node:crypto"
 
 export { normalizeCapability } from "./internal/specEdits.ts"
 export { firstSubidRange, parseGroup, parsePasswd, type SubidRange } from "./internal/specIds.ts"
@@ -167,11 +169,12 @@ export const checkoutMarker = ".syscontainers-checkout.json"
 
 let compiled: ValidateFunction | undefined
 
-// compiled on first use: most commands never validate, and compiling takes ~150 ms here
+// the validator scripts/build-validator.mjs generated (setup runs it): ajv's compile costs ~200 ms a
+// process; compiled here only when that file is stale (the schema changed since)
 const schemaValidator = (): ValidateFunction => {
   if (!compiled) {
-    const ajv = new Ajv2020.default({ allErrors: true, verbose: true, strict: true })
-    compiled = ajv.compile(productSchema as object)
+    const fresh = createHash("sha256").update(JSON.stringify(productSchema)).digest("hex") === generatedSchemaHash
+    compiled = fresh ? generatedValidator : new Ajv2020.default({ allErrors: true, verbose: true, strict: true }).compile(productSchema as object)
   }
   return compiled
 }
