@@ -319,7 +319,7 @@ const validateCost = async (ctx: Ctx) => {
   ].join("\n")
   const xs: Array<{ first: number; second: number }> = []
   for (let i = 0; i < (ctx.quick ? 2 : 3); i++) xs.push(JSON.parse((await run(["node", "--import", "tsx", "--input-type=module", "-e", script], { cwd: repoRoot })).stdout.trim()) as { first: number; second: number })
-  return `The runtime-spec schema: the first \`RuntimeSpec.validate\` in a process takes ${fmtMs(median(xs.map((x) => x.first)))} (ajv compiles the schema), later ones ${fmtMs(median(xs.map((x) => x.second)))}. Every \`spec\` and \`patch\` (a CLI call, a recipe's spec step) pays the compile.\n`
+  return `The runtime-spec schema: the first \`RuntimeSpec.validate\` in a fresh process takes ${fmtMs(median(xs.map((x) => x.first)))}, later ones ${fmtMs(median(xs.map((x) => x.second)))}; every \`spec\` and \`patch\` (a CLI call, a recipe's spec step) pays the first.\n`
 }
 
 /** The profile: start-up, pull and checkout broken down per command, scanLayer alone. */
