@@ -1,6 +1,6 @@
 // scratch: the journaled ext4 the benchmarks run on: a sparse image file, loop-mounted, unmounted and deleted at the end.
 import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from "node:fs"
 import path from "node:path"
 
 /** A mounted scratch filesystem. */
@@ -73,6 +73,11 @@ export const mountScratch = (base: string, sizeGb = 8): Scratch => {
       if (mountsBelow(dir).length === 0) {
         rmSync(dir, { recursive: true, force: true })
         rmSync(image, { force: true })
+        try {
+          rmdirSync(base)
+        } catch {
+          // not empty: someone else's files, left alone
+        }
       } else if (existsSync(image)) {
         process.stderr.write(`bench: ${dir} is still mounted; unmount it and delete ${image}\n`)
       }
