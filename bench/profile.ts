@@ -275,7 +275,7 @@ const pullAnatomy = async (ctx: Ctx, dir: string) => {
   ].join("\n")
 }
 
-/** One ostree process per layer (what applyLayers runs) against one `checkout --from-stdin` for all (Ostree.checkoutMany). */
+/** One ostree process per layer (what applyLayers runs) against one `checkout --from-stdin` for all (possible only where the layers share a skip list). */
 const checkoutAnatomy = async (ctx: Ctx, dir: string) => {
   const repoPath = path.join(dir, "repo-anatomy")
   const image = await libraryPull(repoPath, ctx.registriesConf, "docker://redis:alpine", "redis")

@@ -169,16 +169,6 @@ export const checkout = Effect.fn("Ostree.checkout")(function* (repo: Repo, o: C
   yield* ostree(repo, ["checkout", ...checkoutArgs(repo, o)])
 })
 
-/** Many checkouts in one ostree process (`--from-stdin`), in order: saves a process start per layer. */
-export const checkoutMany = Effect.fn("Ostree.checkoutMany")(function* (repo: Repo, list: ReadonlyArray<CheckoutOptions>) {
-  if (list.length === 0) return
-  if (list.length === 1) return yield* checkout(repo, list[0]!)
-  // each line is parsed like a command line by ostree (g_shell_parse_argv): quote every word
-  const quote = (w: string) => `'${w.replace(/'/g, `'\\''`)}'`
-  const lines = list.map((o) => checkoutArgs(repo, o).map(quote).join(" ")).join("\n") + "\n"
-  yield* ostree(repo, ["checkout", "--from-stdin"], lines)
-})
-
 /** `ostree fsck`: verifies every object. */
 export const fsck = Effect.fn("Ostree.fsck")(function* (repo: Repo) {
   return yield* ostree(repo, ["fsck"])
