@@ -84,11 +84,6 @@ export const commit = Effect.fn("Ostree.commit")(function* (
   return r.stdout.trim()
 })
 
-/** Points `ref` at `checksum` (the atomic last step of a pull). */
-export const setRef = Effect.fn("Ostree.setRef")(function* (repo: Repo, ref: string, checksum: string) {
-  yield* ostree(repo, ["refs", "--force", `--create=${ref}`, checksum])
-})
-
 /** All refs in the repo: read from refs/heads, as `ostree refs` lists them, without starting a process. */
 export const refs = Effect.fn("Ostree.refs")(function* (repo: Repo) {
   const heads = path.join(repo.path, "refs", "heads")
@@ -108,14 +103,6 @@ export const deleteRefs = Effect.fn("Ostree.deleteRefs")(function* (repo: Repo, 
 /** Removes objects no ref reaches. */
 export const prune = Effect.fn("Ostree.prune")(function* (repo: Repo) {
   yield* ostree(repo, ["prune", "--refs-only"])
-})
-
-/** The commit checksum a ref points to, or undefined when there is no such ref. */
-export const resolve = Effect.fn("Ostree.resolve")(function* (repo: Repo, ref: string) {
-  const r = yield* ostree(repo, ["rev-parse", ref]).pipe(
-    Effect.catchTag("CommandFailed", () => Effect.succeed(undefined)),
-  )
-  return r?.stdout.trim()
 })
 
 /** One string metadata value of a commit, or undefined when the key is absent. */

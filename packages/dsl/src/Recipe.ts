@@ -20,11 +20,6 @@ export class Recipe<S extends OptionSpecs, Done = {}> {
     return new Recipe(this.name, this.description, this.optionSpecs, [...this.steps, { id, spec }], this.defaultWorkdir)
   }
 
-  /** Adds every step of another recipe's list (reuse across recipes). */
-  steps_<D2>(more: ReadonlyArray<Step<OptionValues<S>>>): Recipe<S, Done & D2> {
-    return new Recipe(this.name, this.description, this.optionSpecs, [...this.steps, ...more], this.defaultWorkdir)
-  }
-
   /** The plan: each step's title, paragraph and shell commands, computed without any I/O. */
   plan(p: PlanContext<OptionValues<S>>): ReadonlyArray<{ readonly id: string; readonly title: string; readonly explain: string; readonly shell: ReadonlyArray<string> }> {
     return this.steps.map((s) => ({ id: s.id, title: text(s.spec.title, p), explain: text(s.spec.explain, p), shell: s.spec.shell(p) }))
