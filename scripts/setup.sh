@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
 # setup: installs what `npm run demo` and `npm test` need, skipping what is already there.
-# System packages come from Debian (apt-get, as root); pnpm comes at the version pinned in
-# package.json's packageManager through corepack; the workspace from the committed lockfile.
+# System packages come from Debian (apt-get, as root); pnpm at the version pinned in package.json's
+# packageManager (installed with npm); the workspace from the committed lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# tool on PATH -> Debian package that ships it
-declare -A wanted=(
-  [ostree]=ostree [skopeo]=skopeo [runc]=runc [crun]=crun [bwrap]=bubblewrap [umoci]=umoci
-  [docker-registry]=docker-registry [busybox]=busybox-static [redis-server]=redis-server
-  [redis-cli]=redis-tools [nginx]=nginx-light [etcd]=etcd-server [etcdctl]=etcd-client
-  [newuidmap]=uidmap [curl]=curl [ps]=procps [jq]=jq [unshare]=util-linux [tar]=tar
-  [useradd]=passwd [runuser]=util-linux [gzip]=gzip
+# Debian packages (alternatives with |: any one will do). Checked with dpkg, not by a tool on PATH:
+# a dynamic busybox on PATH would hide a missing busybox-static, and the images need the static one
+wanted=(
+  ostree skopeo runc crun bubblewrap umoci docker-registry busybox-static
+  redis-server redis-tools "nginx-light|nginx|nginx-full|nginx-extras|nginx-core" etcd-server etcd-client
+  uidmap curl procps jq util-linux tar passwd gzip
 )
+installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
 missing=()
-for tool in "${!wanted[@]}"; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("${wanted[$tool]}")
+for alternatives in "${wanted[@]}"; do
+  IFS='|' read -r -a options <<< "$alternatives"
+  ok=""
+  for p in "${options[@]}"; do installed "$p" && ok=1 && break; done
+  [[ -n $ok ]] || missing+=("${options[0]}")
 done
 if ((${#missing[@]})); then
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [[ $(id -u) == 0 ]]; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
@@ -29,8 +31,10 @@ if ((${#missing[@]})); then
       printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && ours=1
     fi
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { [[ -n $ours ]] && rm -f /usr/sbin/policy-rc.d; exit 1; }
-    [[ -n $ours ]] && rm -f /usr/sbin/policy-rc.d
+    status=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+    if [[ -n $ours ]]; then rm -f /usr/sbin/policy-rc.d; fi
+    if ((status)); then echo "setup: apt-get install failed ($status)" >&2; exit "$status"; fi
   else
     echo "setup: missing Debian packages: ${missing[*]}" >&2
     echo "setup: install them with: sudo apt-get install -y ${missing[*]}" >&2
