@@ -1,6 +1,7 @@
 // Pull: any skopeo source into the ostree repo, laid out like containers/image's old ostree transport.
 import * as Effect from "effect/Effect"
 import { createHash, randomBytes } from "node:crypto"
+import { existsSync } from "node:fs"
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises"
 import path from "node:path"
 import * as Ostree from "./Ostree.ts"
@@ -77,11 +78,22 @@ const readVerified = (image: string, layout: string, d: Descriptor) =>
 
 const layerKeys = ["docker.size", "docker.uncompressed_size", "docker.uncompressed_digest"] as const
 
-/** A layer counts as present only when its ref carries all three keys (the transport's rule). */
+/**
+ * A layer counts as present only when its ref carries all three keys (the transport's rule). A
+ * commit never changes, so the answer is kept under its checksum: a later pull of an image sharing
+ * the layer reads one small file instead of starting three ostree processes.
+ */
 const layerPresent = (repo: Repo, digest: string, existing: ReadonlySet<string>) =>
-  existing.has(blobRef(digest))
-    ? Effect.forEach(layerKeys, (k) => Ostree.metadata(repo, blobRef(digest), k), { concurrency: "unbounded" }).pipe(Effect.map((vs) => vs.every((v) => v !== undefined)))
-    : Effect.succeed(false)
+  Effect.gen(function* () {
+    if (!existing.has(blobRef(digest))) return false
+    const commit = yield* Effect.promise(() => readFile(path.join(repo.path, "refs", "heads", blobRef(digest)), "utf8").then((t) => t.trim(), () => ""))
+    const known = path.join(repo.path, "syscontainers", "layers", `${commit}.present`)
+    if (commit && existsSync(known)) return true
+    const values = yield* Effect.forEach(layerKeys, (k) => Ostree.metadata(repo, blobRef(digest), k), { concurrency: "unbounded" })
+    const present = values.every((v) => v !== undefined)
+    if (present && /^[0-9a-f]{64}$/.test(commit)) yield* Effect.promise(() => mkdir(path.dirname(known), { recursive: true }).then(() => writeFile(known, "")))
+    return present
+  })
 
 /** Pulls `from` into the repo. Layers and the config are committed first, the image ref last. */
 export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
