@@ -10,7 +10,7 @@ import {
   type BubblewrapOptions, type BubblewrapRuntime, type PathKind,
 } from "../packages/core/src/Bubblewrap.ts"
 import { Spawn, SpawnLive } from "../packages/core/src/Spawn.ts"
-import { cleanupTemps, failure, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, run, runFileAsUser, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { makeProbeBundle, type ProbeBundle } from "./fixtures/probeBundle.ts"
 
 const thisFile = fileURLToPath(import.meta.url)
@@ -736,14 +736,7 @@ test("rootless: a fresh user runs a bundle: uid 0 inside is them, a clean env, r
   chownSync(userRuntimeDir, uid, gid)
 
   const job: ChildJob = { bundle, rangesBundle, detachedBundle }
-  const r = await shAny(
-    ["runuser", "-u", testUser, "--", "env", "-i", `HOME=${home}`, `USER=${testUser}`, `XDG_RUNTIME_DIR=${userRuntimeDir}`, `PATH=${process.env.PATH}`,
-      `SC_BWRAP_CHILD=${JSON.stringify(job)}`, process.execPath, "--import", "tsx", thisFile],
-    { cwd: path.resolve(path.dirname(thisFile), "..") },
-  )
-  const line = r.stdout.split("\n").find((l) => l.startsWith("CHILD-RESULT "))
-  assert.ok(line, `the child reported: ${r.stdout}\n${r.stderr}`)
-  const res = JSON.parse(line!.slice("CHILD-RESULT ".length))
+  const res = await runFileAsUser({ file: thisFile, user: testUser, home, runtimeDir: userRuntimeDir, jobVar: "SC_BWRAP_CHILD", job })
   assert.is(res.error, undefined, res.error)
   assert.is(res.uid, uid)
   assert.is(res.stateRoot, path.join(userRuntimeDir, "syscontainers", "bwrap"))

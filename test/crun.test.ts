@@ -12,7 +12,7 @@ import type { ContainerRuntime } from "../packages/core/src/ContainerRuntime.ts"
 import { makeOciRuntime, stateRootFor } from "../packages/core/src/OciRuntime.ts"
 import { crunNeedsCgroupWorkaround, crunRootlessConfig, crunSetup, crunWrap, runtime } from "../packages/core/src/Runtimes.ts"
 import { SpawnLive, type Spawn } from "../packages/core/src/Spawn.ts"
-import { cleanupTemps, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, run, runFileAsUser, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { makeProbeBundle } from "./fixtures/probeBundle.ts"
 
 const thisFile = fileURLToPath(import.meta.url)
@@ -279,14 +279,7 @@ root("rootless: a fresh user runs attached and detached containers with exec/kil
   await sh(["chown", "-R", `${uid}:${gid}`, home])
   userRuntimeDir = tempDir("crun-user-run")
   chownSync(userRuntimeDir, uid, gid)
-  const r = await shAny(
-    ["runuser", "-u", testUser, "--", "env", "-i", `HOME=${home}`, `USER=${testUser}`, `XDG_RUNTIME_DIR=${userRuntimeDir}`, `PATH=${process.env.PATH}`,
-      `SC_CRUN_CHILD=${JSON.stringify(job)}`, process.execPath, "--import", "tsx", thisFile],
-    { cwd: path.resolve(path.dirname(thisFile), "..") },
-  )
-  const line = r.stdout.split("\n").find((l) => l.startsWith("CHILD-RESULT "))
-  assert.ok(line, `the child reported: ${r.stdout}\n${r.stderr}`)
-  const res = JSON.parse(line!.slice("CHILD-RESULT ".length))
+  const res = await runFileAsUser({ file: thisFile, user: testUser, home, runtimeDir: userRuntimeDir, jobVar: "SC_CRUN_CHILD", job })
   assert.is(res.error, undefined, res.error)
   assert.is(res.uid, uid)
   assert.match(res.logs[0] ?? "", new RegExp(`unshare --user --map-root-user --mount.*mappings name 0 for uid ${uid}`))
