@@ -1,6 +1,6 @@
 // proc: how the bench starts processes (the core Spawn service, argv only), times them, waits for redis, and cleans up.
 import { Effect } from "effect"
-import { createConnection, createServer } from "node:net"
+import { createConnection } from "node:net"
 import { makeSpawn, type CommandObserver, type ProcessResult, type RunOptions } from "@syscontainers/core/Spawn"
 
 const plain = makeSpawn()
@@ -21,16 +21,7 @@ export const timed = async (job: () => Promise<unknown>): Promise<number> => {
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => (port > 0 ? resolve(port) : reject(new Error("bench: no free port on 127.0.0.1"))))
-    })
-  })
+export { freePort } from "../test/fixtures/harness.ts"
 
 // one RESP PING over a fresh connection: what `redis-cli ping` does, without a process start per try
 const pingOnce = (port: number) =>

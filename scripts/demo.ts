@@ -1,6 +1,5 @@
 // demo: `npm run demo`, the redis walkthrough end to end through the offline mirror, then cleaned up.
 import * as Effect from "effect/Effect"
-import { createServer } from "node:net"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Containers from "@syscontainers/core/Containers"
@@ -9,19 +8,9 @@ import { runCommand } from "@syscontainers/dsl"
 import { dryRunPreamble } from "@syscontainers/dsl"
 import { redisRecipe } from "../recipes/redis.ts"
 import { startMirror } from "../test/fixtures/mirror.ts"
+import { freePort } from "../test/fixtures/harness.ts"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-
-/** A port nothing listens on now (redis uses the host network in the walkthrough). */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
 
 const name = `demo-redis-${process.pid}`
 const mirror = await startMirror()
