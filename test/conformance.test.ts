@@ -13,6 +13,16 @@ import { Spawn } from "../packages/core/src/Spawn.ts"
 import { cleanupTemps, run, tempDir } from "./fixtures/harness.ts"
 import { makeProbeBundle, type ProbeBundle } from "./fixtures/probeBundle.ts"
 
+
+/** Waits (5 s at most) until the probe container has written "up" to `file` on the host. */
+const cameUp = async (file: string) => {
+  for (let i = 0; i < 200; i++) {
+    if (existsSync(file) && readFileSync(file, "utf8").includes("up")) return true
+    await new Promise((res) => setTimeout(res, 25))
+  }
+  return false
+}
+
 const isRoot = process.getuid?.() === 0
 const runtimes: ReadonlyArray<RuntimeName> = ["runc", "crun", "bwrap"]
 const tag = `cf${process.pid}`
@@ -249,12 +259,7 @@ for (const rtName of runtimes) {
     process.on("SIGINT", noop) // never let the test process itself die of it
     try {
       const attached = withRt(rtName, (rt) => rt.runAttached({ bundle: w().bundle.dir, name }))
-      let up = false
-      for (let i = 0; i < 200 && !up; i++) {
-        await new Promise((res) => setTimeout(res, 25))
-        up = existsSync(path.join(w().out, file)) && readFileSync(path.join(w().out, file), "utf8").includes("up")
-      }
-      assert.ok(up, "the container came up")
+      assert.ok(await cameUp(path.join(w().out, file)), "the container came up")
       process.kill(process.pid, "SIGINT")
       assert.is(await attached, 5)
       assert.is(readFileSync(path.join(w().out, file), "utf8"), "up\ngot-INT\n")
@@ -295,12 +300,7 @@ for (const rtName of runtimes) {
       process.on("SIGINT", noop)
       try {
         const attached = withRt(rtName, (rt) => rt.runAttached({ bundle: w().bundle.dir, name }))
-        let up = false
-        for (let i = 0; i < 200 && !up; i++) {
-          await new Promise((res) => setTimeout(res, 25))
-          up = existsSync(path.join(w().out, file)) && readFileSync(path.join(w().out, file), "utf8").includes("up")
-        }
-        assert.ok(up, "the container came up")
+        assert.ok(await cameUp(path.join(w().out, file)), "the container came up")
         process.kill(process.pid, "SIGINT")
         await new Promise((res) => setTimeout(res, 300))
         const afterFirst = await withRt(rtName, (rt) => rt.state(name))
