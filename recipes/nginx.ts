@@ -1,13 +1,10 @@
 // The seed's second walkthrough: nginx from the same repo as redis, run by bubblewrap (or runc, crun).
-import * as Effect from "effect/Effect"
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import { Spawn } from "@syscontainers/core/Spawn"
-import * as Containers from "@syscontainers/core/Containers"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import type { LayerOrder } from "@syscontainers/core/Layers"
 import type { Edit } from "@syscontainers/core/RuntimeSpec"
-import { checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, pullImage, recipe, runCommand, runContainer } from "@syscontainers/dsl"
+import { Containers, Effect, Spawn, checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, pullImage, recipe, runCommand, runContainer } from "@syscontainers/dsl"
 import { withOfflineMirror } from "./offline-mirror.ts"
 
 const repoDir = (p: { workdir: string }) => path.join(p.workdir, "ostree")

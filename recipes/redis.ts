@@ -1,13 +1,10 @@
 // The seed walkthrough: redis from docker://redis:alpine, stored in ostree, run by runc with no daemon.
-import * as Effect from "effect/Effect"
 import { existsSync } from "node:fs"
 import path from "node:path"
-import { Spawn } from "@syscontainers/core/Spawn"
-import * as Containers from "@syscontainers/core/Containers"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import type { LayerOrder } from "@syscontainers/core/Layers"
 import type { Edit } from "@syscontainers/core/RuntimeSpec"
-import { checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, pullImage, recipe, runCommand, runContainer, showImage } from "@syscontainers/dsl"
+import { Containers, Effect, Spawn, checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, pullImage, recipe, runCommand, runContainer, showImage } from "@syscontainers/dsl"
 import { withOfflineMirror } from "./offline-mirror.ts"
 
 export const redisRecipe = recipe({

@@ -15,7 +15,7 @@ const files = readdirSync(here)
 
 const runFile = (file: string, env: NodeJS.ProcessEnv) =>
   new Promise<{ passed: number; failed: number; skipped: number; out: string; code: number | null }>((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(here, file)], { env, stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, ["--conditions=syscontainers-source", "--import", "tsx", path.join(here, file)], { env, stdio: ["ignore", "pipe", "pipe"] })
     let out = ""
     child.stdout.on("data", (d: Buffer) => { out += d; process.stdout.write(d) })
     child.stderr.on("data", (d: Buffer) => { out += d; process.stderr.write(d) })

@@ -1,0 +1,59 @@
+// builds: the bundled command and dsl stand in for their sources only when current, and the dsl's
+// loader exports exactly what its sources do (a recipe sees the same module either way).
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs"
+import path from "node:path"
+import { pathToFileURL } from "node:url"
+import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
+import * as dslSources from "@syscontainers/dsl"
+import { cleanupTemps, repoRoot, sh, tempDir } from "./fixtures/harness.ts"
+
+const t = suite("builds")
+t.after(() => cleanupTemps())
+
+const at = (file: string, seconds: number) => utimesSync(file, seconds, seconds)
+
+t("bundleIsCurrent: a bundle older than any source, in any subdirectory, does not count; a missing one neither", () => {
+  const dir = tempDir("fresh")
+  const src = path.join(dir, "src")
+  mkdirSync(path.join(src, "internal"), { recursive: true })
+  const bundle = path.join(dir, "bundle.mjs")
+  writeFileSync(path.join(src, "a.ts"), "")
+  writeFileSync(path.join(src, "internal", "b.ts"), "")
+  assert.is(bundleIsCurrent(bundle, [src]), false, "missing bundle")
+  writeFileSync(bundle, "")
+  at(path.join(src, "a.ts"), 1000)
+  at(path.join(src, "internal", "b.ts"), 1000)
+  at(bundle, 2000)
+  assert.is(bundleIsCurrent(bundle, [src]), true)
+  at(path.join(src, "internal", "b.ts"), 3000)
+  assert.is(bundleIsCurrent(bundle, [src]), false, "a nested source edited after the build")
+  assert.is(bundleIsCurrent(bundle, [path.join(dir, "nowhere")]), false, "an unreadable source directory")
+})
+
+t("packages/dsl/index.mjs exports exactly what packages/dsl/src/index.ts exports", async () => {
+  const loader = (await import(pathToFileURL(path.join(repoRoot, "packages/dsl/index.mjs")).href)) as Record<string, unknown>
+  assert.equal(Object.keys(loader).sort(), Object.keys(dslSources).sort(), "run `node scripts/build-cli.mjs` and commit packages/dsl/index.mjs")
+})
+
+t("a recipe run as a user runs it loads the bundle: no module of Effect or of our sources is resolved one by one", async () => {
+  // a resolve hook beside tsx's logs every URL node resolves while recipes/redis.ts prints its help
+  const dir = tempDir("loads")
+  const log = path.join(dir, "resolved.log")
+  writeFileSync(path.join(dir, "hooks.mjs"), `import { appendFileSync } from "node:fs"
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context)
+  appendFileSync(${JSON.stringify(log)}, r.url + "\\n")
+  return r
+}`)
+  writeFileSync(path.join(dir, "register.mjs"), `import { register } from "node:module"\nregister(${JSON.stringify(pathToFileURL(path.join(dir, "hooks.mjs")).href)})`)
+  await sh(["node", "--import", "tsx", "--import", path.join(dir, "register.mjs"), path.join(repoRoot, "recipes/redis.ts"), "--help"])
+  const urls = readFileSync(log, "utf8").split("\n").filter(Boolean)
+  assert.ok(urls.some((u) => u.endsWith("/packages/dsl/index.mjs")), "the dsl's loader")
+  assert.ok(urls.some((u) => u.endsWith("/packages/dsl/dist/index.mjs")), `the dsl's bundle; resolved:\n${urls.join("\n")}`)
+  const oneByOne = urls.filter((u) => u.includes("/node_modules/.pnpm/effect@") || u.includes("/packages/core/src/") || u.includes("/packages/dsl/src/"))
+  assert.equal(oneByOne, [], "modules the bundle should have held")
+})
+
+t.run()
