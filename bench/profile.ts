@@ -2,7 +2,7 @@
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { createReadStream, createWriteStream, existsSync, readdirSync, statSync } from "node:fs"
+import { createReadStream, createWriteStream, existsSync } from "node:fs"
 import { Writable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { createGunzip } from "node:zlib"
@@ -11,6 +11,7 @@ import { blobRef } from "@syscontainers/core/OstreeRefs"
 import { mkdir } from "node:fs/promises"
 import { createRequire } from "node:module"
 import path from "node:path"
+import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
 import { scanLayer } from "@syscontainers/core/internal/layerScan"
 import { repoRoot } from "../test/fixtures/harness.ts"
 import type { Ctx } from "./context.ts"
@@ -97,16 +98,12 @@ const esbuildBin = () => {
 }
 
 /** Whether the bin will run the bundle (packages/core/dist/cli.mjs no older than any source), as the bin decides. */
-export const bundleCurrent = (): boolean => {
-  const core = path.join(repoRoot, "packages", "core")
-  const newest = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((t, e) => Math.max(t, e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs), 0)
-  try {
-    return statSync(path.join(core, "dist", "cli.mjs")).mtimeMs >= newest(path.join(core, "src"))
-  } catch {
-    return false
-  }
-}
+export const bundleCurrent = (): boolean =>
+  bundleIsCurrent(path.join(repoRoot, "packages", "core", "dist", "cli.mjs"), [path.join(repoRoot, "packages", "core", "src")])
+
+/** Whether a recipe will load the dsl's bundle (packages/dsl/dist/index.mjs), as packages/dsl/index.mjs decides. */
+export const dslBundleCurrent = (): boolean =>
+  bundleIsCurrent(path.join(repoRoot, "packages", "dsl", "dist", "index.mjs"), ["dsl", "core"].map((p) => path.join(repoRoot, "packages", p, "src")))
 
 /** What one CLI call and one recipe run pay before their first command: node, tsx, the module graph. */
 const startup = async (ctx: Ctx) => {
@@ -120,23 +117,19 @@ const startup = async (ctx: Ctx) => {
   rows.push([`\`syscontainers --help\` (the bin; ${bundleCurrent() ? "its bundle dist/cli.mjs is current" : "its bundle is stale or missing: tsx"})`, await probe(["node", bin, "--help"], n)])
   const cliTs = path.join(repoRoot, "packages", "core", "src", "Cli.ts")
   rows.push(["`syscontainers --help` from the sources through tsx (the bin's fallback)", await probe(["node", "--import", "tsx", "--input-type=module", "-e", `const { main } = await import(${JSON.stringify(cliTs)}); process.exitCode = await main(["--help"])`], n)])
-  rows.push(["`node --import tsx recipes/redis.ts --help` (dsl + core through tsx)", await probe(["node", "--import", "tsx", recipe, "--help"], n)])
+  rows.push([`\`node --import tsx recipes/redis.ts --help\` (${dslBundleCurrent() ? "the dsl's bundle dist/index.mjs" : "the dsl's bundle is stale or missing: dsl + core sources"} through tsx)`, await probe(["node", "--import", "tsx", recipe, "--help"], n)])
+  rows.push(["`tsx recipes/redis.ts --help` (the tsx command, as the README says: one node more)", await probe([path.join(repoRoot, "node_modules", ".bin", "tsx"), recipe, "--help"], n)])
+  rows.push(["`node --conditions=syscontainers-source --import tsx recipes/redis.ts --help` (the dsl and core sources and Effect module by module through tsx: before the bundle)", await probe(["node", "--conditions=syscontainers-source", "--import", "tsx", recipe, "--help"], n)])
   const esbuild = esbuildBin()
   if (esbuild) {
-    // the recipe as one ESM file, the way scripts/build-cli.mjs bundles the CLI
-    const out = path.join(dir, "redis-recipe.mjs")
-    const buildMs = await timed(() =>
-      run([esbuild, recipe, "--bundle", "--platform=node", "--format=esm", "--target=node20", `--outfile=${out}`, "--log-level=error", "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"], { cwd: repoRoot }),
-    )
-    rows.push([`\`node redis-recipe.mjs --help\`: recipes/redis.ts bundled by esbuild (built in ${fmtMs(buildMs)}), as the CLI is`, await probe(["node", out, "--help"], n)])
     // zx is the Spawn service's engine: what loading it costs a bundled start, on its own
     // read from stdin, esbuild resolves from its cwd: zx from this workspace
     const zxOut = path.join(dir, "zx-only.bundle.mjs")
     await run([esbuild, "--bundle", "--platform=node", "--format=esm", "--target=node20", `--outfile=${zxOut}`, "--log-level=error", "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"], {
       cwd: repoRoot,
-      input: 'import { $ } from "zx"\nif (typeof $ !== "function") process.exitCode = 1\n',
+      input: 'import { $ } from "zx/core"\nif (typeof $ !== "function") process.exitCode = 1\n',
     })
-    rows.push(["`node zx-only.mjs`: nothing but `import { $ } from \"zx\"`, bundled the same way (zx's share of a bundled start)", await probe(["node", zxOut], n)])
+    rows.push(["`node zx-only.mjs`: nothing but `import { $ } from \"zx/core\"`, bundled the same way (zx's share of a bundled start)", await probe(["node", zxOut], n)])
   }
   return [
     "### Start-up: paid by every `syscontainers` command and every recipe run",
