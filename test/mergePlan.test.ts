@@ -59,10 +59,34 @@ const replay = (layers: PlanLayer[], p: MergePlan, order: "union" | "union-add")
   return [...tree].map(([k, v]) => `${k} ${v.type}${v.type === "dir" ? "" : `@${v.layer}`}`).sort()
 }
 
+// replays the plan's batches: one shared skip list per batch, a later non-directory overwriting an
+// earlier one bottom-up (--union) and never top-down (--union-add)
+const replayBatched = (layers: PlanLayer[], p: MergePlan, order: "union" | "union-add"): string[] => {
+  const tree = new Map<string, { type: string; layer: number }>()
+  const batches = order === "union" ? p.batches : [...p.batches].reverse()
+  for (const b of batches) {
+    for (const i of order === "union" ? b.layers : [...b.layers].reverse()) {
+      for (const e of layers[i]!.entries) {
+        if (e.path === "" || skipped(b.skip, e)) continue
+        const have = tree.get(e.path)
+        const parent = tree.get(e.path.split("/").slice(0, -1).join("/"))
+        if (e.path.includes("/") && parent && parent.type !== "dir") throw new Error(`batched ${order}: ${e.path} below a ${parent.type}`)
+        if (have && (have.type === "dir") !== (e.type === "dir")) throw new Error(`batched ${order}: ${e.path} ${e.type} meets ${have.type}`)
+        if (!have || (e.type !== "dir" && order === "union")) tree.set(e.path, { type: e.type, layer: i })
+      }
+    }
+  }
+  for (const dev of p.devices) tree.set(dev.path, { type: dev.type, layer: -1 })
+  return [...tree].map(([k, v]) => `${k} ${v.type}${v.type === "dir" ? "" : `@${v.layer}`}`).sort()
+}
+
 const final = (layers: PlanLayer[], p: MergePlan): string[] => {
   const a = replay(layers, p, "union")
   const b = replay(layers, p, "union-add")
   assert.equal(a, b, "bottom-up and top-down give the same tree")
+  assert.equal(p.batches.flatMap((x) => x.layers), layers.map((_, i) => i), "every layer in one batch, in order")
+  assert.equal(replayBatched(layers, p, "union"), a, "batched bottom-up gives the same tree")
+  assert.equal(replayBatched(layers, p, "union-add"), a, "batched top-down gives the same tree")
   return a
 }
 
@@ -96,6 +120,21 @@ test("opaque directory: lower children skipped, the directory and the layer's ow
   assert.equal(skips(p), [["/etc/x", "/etc/sub/"], ["/etc/.wh..wh..opq"]])
   assert.equal(final(layers, p), ["etc dir", "etc/new file@1", "other file@0"])
   assert.equal(p.directories.find((x) => x.path === "etc")?.mode, 0o700)
+})
+
+test("batches: overrides and whiteouts share one checkout process; a type change needs its own", () => {
+  const batches = (layers: PlanLayer[]) => plan(layers).batches.map((b) => ({ ...b, layers: [...b.layers] }))
+  // the override's line goes: --union overwrites bottom-up, --union-add keeps the upper file top-down
+  assert.equal(batches([layer("L0", [d("etc"), f("etc/a"), f("etc/b")]), layer("L1", [d("etc"), f("etc/a")])]), [{ layers: [0, 1], skip: [] }])
+  assert.equal(batches([layer("L0", [d("etc"), f("etc/a"), f("etc/b")]), layer("L1", [d("etc"), f("etc/.wh.a")])]), [{ layers: [0, 1], skip: ["/etc/a", "/etc/.wh.a"] }])
+  assert.equal(batches([layer("L0", [f("a"), d("b"), f("b/x")]), layer("L1", [d("a"), f("a/inner"), f("b")])]), [{ layers: [0], skip: ["/a", "/b/"] }, { layers: [1], skip: [] }])
+  // a file whited out in L1 and put back in L2: L0's line names a path L2 keeps, an override again
+  const back = [layer("L0", [f("p"), f("q")]), layer("L1", [f(".wh.p")]), layer("L2", [f("p")])]
+  assert.equal(batches(back), [{ layers: [0, 1, 2], skip: ["/.wh.p"] }])
+  assert.equal(final(back, plan(back)), ["p file@2", "q file@0"])
+  // the batch keeps going after a type change: L2 and L3 share again
+  const four = [layer("L0", [f("a")]), layer("L1", [d("a"), f("a/x")]), layer("L2", [f("b")]), layer("L3", [f("b"), f(".wh.c")])]
+  assert.equal(batches(four).map((b) => b.layers), [[0], [1, 2, 3]])
 })
 
 test("a file replaced by a directory and a directory replaced by a file, without whiteouts", () => {
@@ -342,6 +381,10 @@ const integration = async (name: string, specs: LayerSpec[], outside?: (dir: str
       writeFileSync(skip, skipListText(p.layers[i]!.skip))
       ostree(["checkout", `--repo=${repo}`, "-U", `--${order}`, "-H", `--skip-list=${skip}`, `l${i}`, rootfs])
     }
+    fixups(rootfs)
+    return rootfs
+  }
+  const fixups = (rootfs: string) => {
     for (const x of p.directories) chmodSync(path.join(rootfs, x.path), x.mode)
     for (const x of p.devices) {
       const target = path.join(rootfs, x.path)
@@ -352,15 +395,33 @@ const integration = async (name: string, specs: LayerSpec[], outside?: (dir: str
       if (h.sameAsFinal) linkSync(path.join(rootfs, h.target), path.join(rootfs, h.path))
       else copyFileSync(path.join(rootfs, h.target), path.join(rootfs, h.path))
     }
+  }
+  // the same plan's batches as applyLayers lays them: one `checkout --from-stdin` each
+  const checkoutBatched = (order: "union" | "union-add") => {
+    const base = path.join(dir, `${order}-batched`)
+    const rootfs = path.join(base, "rootfs")
+    mkdirSync(rootfs, { recursive: true })
+    const batches = p.batches.map((b, k) => ({ ...b, k }))
+    for (const b of order === "union" ? batches : batches.reverse()) {
+      const skip = path.join(dir, `${order}-batch-${b.k}.skip`)
+      writeFileSync(skip, skipListText(b.skip))
+      const refs = (order === "union" ? b.layers : [...b.layers].reverse()).map((i) => `l${i}\0/\0`).join("")
+      execFileSync("ostree", ["checkout", `--repo=${repo}`, "-U", `--${order}`, "-H", `--skip-list=${skip}`, "--from-stdin", rootfs], { input: refs, stdio: ["pipe", "pipe", "pipe"] })
+    }
+    fixups(rootfs)
     return rootfs
   }
   const union = checkout("union")
   const unionAdd = checkout("union-add")
+  const unionBatched = checkoutBatched("union")
+  const unionAddBatched = checkoutBatched("union-add")
   // raw unpack: only the rootfs; a full unpack also reads /etc/group for config.json, which the churn may replace
   mkdirSync(path.join(dir, "umoci"), { recursive: true })
   execFileSync("umoci", ["raw", "unpack", "--image", `${img.layout}:${img.tag}`, path.join(dir, "umoci", "rootfs")], { stdio: ["ignore", "pipe", "pipe"] })
   const reference = snapshotTree(path.join(dir, "umoci", "rootfs"))
   assert.ok(reference.size > 3, "umoci unpacked something")
+  assert.equal(diffTrees(reference, snapshotTree(unionBatched), { modeMask: true }), [], "batched union")
+  assert.equal(diffTrees(reference, snapshotTree(unionAddBatched), { modeMask: true }), [], "batched union-add")
   return {
     dir,
     plan: p,

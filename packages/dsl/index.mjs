@@ -26,6 +26,7 @@ export const {
   isMain,
   jsonReporter,
   line,
+  lineWithInput,
   parseInvocation,
   patchSpec,
   planText,

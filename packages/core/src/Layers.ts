@@ -86,10 +86,11 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
     yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
 
     const { plan, skipDir } = yield* cachedPlan(repo, o.image)
-    const steps = plan.layers.map((layer, i) => ({ layer, i }))
-    const ordered = order === "union" ? steps : [...steps].reverse()
-    for (const { layer, i } of ordered) {
-      yield* Ostree.checkout(repo, { ref: blobRef(layer.digest), into: rootfs, union: order, skipList: path.join(skipDir, `${i}.skip`), link }).pipe(
+    // one ostree process per batch of layers (see MergePlan.batches), bottom-up or top-down
+    const batches = plan.batches.map(({ layers }, k) => ({ layers, k }))
+    for (const { layers, k } of order === "union" ? batches : [...batches].reverse()) {
+      const refs = (order === "union" ? layers : [...layers].reverse()).map((i) => blobRef(plan.layers[i]!.digest))
+      yield* Ostree.checkoutMany(repo, refs, { into: rootfs, union: order, skipList: path.join(skipDir, `batch-${k}.skip`), link }).pipe(
         Effect.mapError((e) => (e._tag === "CommandFailed" ? checkoutFailed(repo.path, into)(e) : e)),
       )
     }
@@ -126,8 +127,9 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
 /** Where a repo keeps the merge plans of its images (a layer commit never changes, so neither does a plan). */
 export const planCacheDir = (repo: Repo) => path.join(repo.path, "syscontainers", "plans")
 
+// the version names the plan's shape: a cache written by an older shape is not read
 const planKey = (image: Image) =>
-  createHash("sha256").update(image.manifest.layers.map((l) => l.digest).join("\n")).digest("hex")
+  createHash("sha256").update(["plan v2", ...image.manifest.layers.map((l) => l.digest)].join("\n")).digest("hex")
 
 /** Plans the merged tree from what each layer commit holds (whiteout files included). */
 const planLayers = (repo: Repo, image: Image) =>
@@ -158,7 +160,7 @@ const cachedPlan = (repo: Repo, image: Image) =>
     const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`
     yield* Effect.promise(async () => {
       await mkdir(tmp, { recursive: true })
-      await Promise.all(plan.layers.map((l, i) => writeFile(path.join(tmp, `${i}.skip`), skipListText(l.skip))))
+      await Promise.all(plan.batches.map((b, k) => writeFile(path.join(tmp, `batch-${k}.skip`), skipListText(b.skip))))
       await writeFile(path.join(tmp, "plan.json"), JSON.stringify(plan))
       await rename(tmp, dir).catch(() => rm(tmp, { recursive: true, force: true }))
     })

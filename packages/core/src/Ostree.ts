@@ -139,7 +139,7 @@ export interface CheckoutOptions {
   readonly subpath?: string
 }
 
-const checkoutArgs = (repo: Repo, o: CheckoutOptions): string[] => [
+const checkoutFlags = (repo: Repo, o: Omit<CheckoutOptions, "ref" | "into">): string[] => [
   ...(repo.mode === "bare-user" ? ["-U"] : []),
   ...(o.union ? [`--${o.union}`] : []),
   ...(o.whiteouts ? ["--whiteouts"] : []),
@@ -147,13 +147,20 @@ const checkoutArgs = (repo: Repo, o: CheckoutOptions): string[] => [
   ...(o.subpath ? [`--subpath=${o.subpath}`] : []),
   o.link === "hardlink" ? "--require-hardlinks" : "--force-copy",
   "--fsync=false",
-  o.ref,
-  o.into,
 ]
 
 /** Checks out one commit. */
 export const checkout = Effect.fn("Ostree.checkout")(function* (repo: Repo, o: CheckoutOptions) {
-  yield* ostree(repo, ["checkout", ...checkoutArgs(repo, o)])
+  yield* ostree(repo, ["checkout", ...checkoutFlags(repo, o), o.ref, o.into])
+})
+
+/**
+ * Checks out several commits, in the order given, into one destination with one set of options:
+ * one process (`--from-stdin`, which reads "REF\0SUBPATH\0" pairs) instead of one per commit.
+ */
+export const checkoutMany = Effect.fn("Ostree.checkoutMany")(function* (repo: Repo, refs: ReadonlyArray<string>, o: Omit<CheckoutOptions, "ref" | "subpath">) {
+  if (refs.some((r) => r.includes("\0"))) return yield* Effect.die(new Error(`a ref holds a NUL: ${JSON.stringify(refs)}`))
+  yield* ostree(repo, ["checkout", ...checkoutFlags(repo, o), "--from-stdin", o.into], refs.map((r) => `${r}\0/\0`).join(""))
 })
 
 /** `ostree fsck`: verifies every object. */

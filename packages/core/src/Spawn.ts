@@ -46,7 +46,8 @@ export interface Running {
 }
 
 /** Someone who wants to see every command (progress, tutorials, logs). */
-export type CommandObserver = (event: { readonly argv: ReadonlyArray<string>; readonly result?: ProcessResult }) => void
+/** What an observer sees of a command: its argv, its standard input when that was text, its result once done. */
+export type CommandObserver = (event: { readonly argv: ReadonlyArray<string>; readonly input?: string; readonly result?: ProcessResult }) => void
 
 export class Spawn extends Context.Tag("@syscontainers/core/Spawn")<Spawn, {
   /** Runs argv to completion; fails with CommandFailed on a bad exit, ToolMissing on exit 127. */
@@ -119,7 +120,7 @@ export const makeSpawn = (observe?: CommandObserver) =>
           ),
         )
       }).pipe(
-        Effect.tap((result) => Effect.sync(() => observe?.({ argv, result }))),
+        Effect.tap((result) => Effect.sync(() => observe?.({ argv, result, ...(typeof options.input === "string" ? { input: options.input } : {}) }))),
         Effect.flatMap((r): Effect.Effect<ProcessResult, CommandFailed | ToolMissing> => {
           const notInstalled = missing(argv, r, options)
           if (notInstalled) return Effect.fail(notInstalled)

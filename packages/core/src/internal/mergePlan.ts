@@ -72,6 +72,11 @@ export interface HardlinkFix {
 export interface MergePlan {
   /** Per layer (bottom-up): lines for `ostree checkout --skip-list=FILE`. Directories end in "/" and skip their subtree. */
   readonly layers: ReadonlyArray<{ readonly digest: string; readonly skip: ReadonlyArray<string> }>
+  /**
+   * Consecutive layers that one `ostree checkout --from-stdin` lays down with one skip list (see
+   * batchLayers), bottom-up.
+   */
+  readonly batches: ReadonlyArray<CheckoutBatch>
   /** Directories to chmod/chown after all checkouts; the root ("") is always listed. */
   readonly directories: ReadonlyArray<DirectoryFix>
   /** Devices and FIFOs of the final tree, to mknod after checkout. */
@@ -365,7 +370,53 @@ const compute = (layers: ReadonlyArray<PlanLayer>): MergePlan => {
     return { digest: layer.digest, skip }
   })
   directories.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-  return { layers: plans, directories, devices, hardlinks }
+  return { layers: plans, batches: batchLayers(layers, plans.map((p) => p.skip)), directories, devices, hardlinks }
+}
+
+/** Whether a skip list (as a set of its lines) leaves out a directory above `p`. */
+const ancestorSkipped = (lines: ReadonlySet<string>, p: string): boolean => {
+  for (let q = parentOf(p); q !== ""; q = parentOf(q)) if (lines.has(`/${q}/`)) return true
+  return false
+}
+
+/** Whether a skip list may leave out `p` (the path itself, whatever its type, or a directory above it). */
+const skipped = (lines: ReadonlySet<string>, p: string): boolean => lines.has(`/${p}`) || lines.has(`/${p}/`) || ancestorSkipped(lines, p)
+
+/** A batch: layers (indices, bottom-up) laid down by one process, and the skip list they share. */
+export interface CheckoutBatch {
+  readonly layers: ReadonlyArray<number>
+  readonly skip: ReadonlyArray<string>
+}
+
+/**
+ * Groups consecutive layers whose checkouts can share one process: each ostree process costs ~20 ms
+ * here, more than a small layer's files. One skip list serves the group: the members' lists
+ * together, less the lines for plain file overrides inside the group (a lower member's file that
+ * an upper member replaces: --union overwrites it bottom-up and --union-add keeps the upper one
+ * top-down, so skipping it only saved a write). Any other line that names a path a member keeps
+ * would drop that path, so such layers go to separate batches.
+ */
+export const batchLayers = (layers: ReadonlyArray<PlanLayer>, skips: ReadonlyArray<ReadonlyArray<string>>): CheckoutBatch[] => {
+  const sets = skips.map((s) => new Set(s))
+  const types = layers.map((l) => new Map(l.entries.map((e) => [e.path, e.type] as const)))
+  // what a layer keeps, as ostree reads its own list: a directory's line ends in "/", another's does not
+  const kept = layers.map((l, i) =>
+    l.entries.filter((e) => e.path !== "" && !sets[i]!.has(e.type === "dir" ? `/${e.path}/` : `/${e.path}`) && !ancestorSkipped(sets[i]!, e.path)),
+  )
+  // the line `/p` only stands for an overridden lower file: i above j, and p no directory in either
+  const override = (i: number, j: number, p: string) => i > j && types[i]!.get(p) !== "dir" && types[j]!.has(p) && types[j]!.get(p) !== "dir" && !sets[j]!.has(`/${p}/`) && !ancestorSkipped(sets[j]!, p)
+  const blocks = (i: number, j: number) => sets[j]!.size > 0 && kept[i]!.some((e) => skipped(sets[j]!, e.path) && !override(i, j, e.path))
+  const groups: number[][] = []
+  for (let i = 0; i < layers.length; i++) {
+    const last = groups[groups.length - 1]
+    if (last && last.every((j) => !blocks(i, j) && !blocks(j, i))) last.push(i)
+    else groups.push([i])
+  }
+  return groups.map((g) => {
+    const keptHere = new Set(g.flatMap((i) => kept[i]!.map((e) => `/${e.path}`)))
+    const lines = new Set(g.flatMap((i) => skips[i]!))
+    return { layers: g, skip: [...lines].filter((l) => !keptHere.has(l)) }
+  })
 }
 
 /** Plans the checkout of `layers` (bottom-up); fails with LayerRejected on an entry that would escape through a symlink or is malformed. */
