@@ -2,11 +2,13 @@
 import { test } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { randomBytes } from "node:crypto"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
 import { applyLayers } from "../packages/core/src/Layers.ts"
+import { makeSpawn, Spawn } from "../packages/core/src/Spawn.ts"
 import { buildImage, type LayerSpec } from "./fixtures/layers.ts"
 import { cleanupTemps, failure, run, sh, tempDir } from "./fixtures/harness.ts"
 import { diffTrees, snapshotTree } from "./fixtures/tree.ts"
@@ -21,7 +23,15 @@ const hostile: ReadonlyArray<{ readonly what: string; readonly layer: LayerSpec;
   { what: "an entry through a symlink to the host", layer: { writer: "own", entries: [{ type: "raw", header: { name: "etc/link", type: "symlink", linkname: "/tmp" } }, { type: "raw", header: { name: "etc/link/pwned", type: "file" }, content: "x" }] }, entry: /etc\/link/ },
 ]
 
-for (const h of hostile) {
+// ostree processes of ours still running (a streamed commit must end with its pull, however it ends)
+const ourOstrees = async () => (await sh(["ps", "-o", "comm=", "--ppid", String(process.pid)])).split("\n").filter((c) => c.trim() === "ostree")
+
+// 1.5 MiB that gzip cannot shrink: the layer is big enough to stream into ostree while it is scanned
+const incompressible = randomBytes(3 << 19)
+const streamed = (l: LayerSpec): LayerSpec =>
+  l.writer === "own" ? { ...l, entries: [{ type: "raw", header: { name: "etc/big.bin", type: "file" }, content: incompressible }, ...l.entries] } : l
+
+for (const h of hostile.flatMap((h) => [h, { ...h, what: `${h.what}, after 1.5 MiB (a streamed commit)`, layer: streamed(h.layer) }])) {
   test(`${h.what}: LayerRejected naming the layer and the entry; no refs; nothing beside`, async () => {
     const dir = tempDir("hostile")
     const sentinel = path.join(dir, "sentinel")
@@ -35,8 +45,59 @@ for (const h of hostile) {
     assert.equal(await refs(repoDir), [], "no refs left")
     assert.is(readFileSync(sentinel, "utf8"), "untouched")
     assert.not.ok(existsSync("/tmp/pwned"))
+    assert.equal(await ourOstrees(), [], "no ostree left running")
   })
 }
+
+test("a big layer with devices, a FIFO and a hardlink to a lower file: streamed, refused by ostree, rewritten; equals umoci", async () => {
+  const dir = tempDir("devices")
+  const img = await buildImage(path.join(dir, "img"), [
+    { entries: [{ type: "dir", path: "etc" }, { type: "file", path: "etc/lower", content: "from below" }] },
+    {
+      // our own tar writer: GNU tar will not write a hardlink to a file outside its input
+      writer: "own",
+      entries: [
+        { type: "file", path: "etc/big.bin", content: incompressible },
+        { type: "char", path: "etc/null", major: 1, minor: 3 },
+        { type: "fifo", path: "etc/fifo", mode: 0o600 },
+        { type: "hardlink", path: "etc/again", target: "etc/lower" },
+      ],
+    },
+  ])
+  assert.ok(statSync(path.join(img.layout, "blobs", "sha256", img.layers[1]!.digest.slice(7))).size >= 1 << 20, "the layer streams")
+  const repoDir = path.join(dir, "ostree")
+  const commits: string[][] = []
+  const spawn = makeSpawn(({ argv, result }) => void (result && argv[1] === "commit" && commits.push([...argv])))
+  const { image } = await Effect.runPromise(
+    Effect.flatMap(Ostree.init({ path: repoDir }), (repo) => pull({ from: img.ref, name: "devices", repo })).pipe(Effect.provideService(Spawn, spawn)),
+  )
+  assert.equal(await ourOstrees(), [])
+  // the streamed commit (stdin) went first and failed on the devices; the rewritten tar was committed
+  assert.ok(commits.some((a) => a.includes("--tree=tar=")), "a streamed commit ran")
+  assert.ok(commits.some((a) => a.some((x) => /^--tree=tar=.+\.tar$/.test(x)) && a.includes(`--branch=ociimage/${img.layers[1]!.digest.slice(7)}`)), "the rewritten tar was committed")
+  await sh(["umoci", "raw", "unpack", "--image", img.ref.replace(/^oci:/, ""), path.join(dir, "umoci")])
+  for (const order of ["union", "union-add"] as const) {
+    const b = await run(applyLayers({ image, into: path.join(dir, order), order }))
+    assert.equal(diffTrees(snapshotTree(path.join(dir, "umoci")), snapshotTree(b.rootfs), { modeMask: true }), [], order)
+  }
+})
+
+test("a big layer whose blob is corrupt: DigestMismatch; no refs; no ostree left running", async () => {
+  const dir = tempDir("corrupt")
+  const img = await buildImage(path.join(dir, "img"), [base, { entries: [{ type: "file", path: "etc/big.bin", content: incompressible }] }])
+  // one byte changed in the middle of the big layer's blob, after skopeo would have checked it: copy
+  // the layout with the blob flipped, as a tampered local layout would be
+  const blob = path.join(img.layout, "blobs", "sha256", img.layers[1]!.digest.slice(7))
+  const bytes = readFileSync(blob)
+  const middle = bytes.length >> 1
+  bytes[middle] = bytes[middle]! ^ 0xff
+  writeFileSync(blob, bytes)
+  const repoDir = path.join(dir, "ostree")
+  const e = await failure(Effect.flatMap(Ostree.init({ path: repoDir }), (repo) => pull({ from: img.ref, name: "corrupt", repo })))
+  assert.ok(["DigestMismatch", "CommandFailed", "LayerRejected"].includes(e._tag), `${e._tag}: ${e.message}`)
+  assert.equal(await refs(repoDir), [])
+  assert.equal(await ourOstrees(), [])
+})
 
 test("a lower symlink to the host, replaced by an upper directory: checked out inside the bundle in both orders", async () => {
   const dir = tempDir("symdir")

@@ -16,6 +16,8 @@ export interface RunOptions {
   /** Start from an empty environment (then only `env` is passed). */
   readonly cleanEnv?: boolean
   readonly input?: string | Buffer | Readable
+  /** For records (tutorials): a command whose output is `input`, when `input` is a stream. */
+  readonly inputFrom?: ReadonlyArray<string>
   /** "inherit" hands the terminal to the process (attached runs); file descriptors send output to files. */
   readonly stdio?: "pipe" | "inherit" | { readonly stdout: number; readonly stderr: number }
   /** Exit codes that are not failures (default: only 0). */
@@ -47,7 +49,12 @@ export interface Running {
 
 /** Someone who wants to see every command (progress, tutorials, logs). */
 /** What an observer sees of a command: its argv, its standard input when that was text, its result once done. */
-export type CommandObserver = (event: { readonly argv: ReadonlyArray<string>; readonly input?: string; readonly result?: ProcessResult }) => void
+export type CommandObserver = (event: {
+  readonly argv: ReadonlyArray<string>
+  readonly input?: string
+  readonly inputFrom?: ReadonlyArray<string>
+  readonly result?: ProcessResult
+}) => void
 
 export class Spawn extends Context.Tag("@syscontainers/core/Spawn")<Spawn, {
   /** Runs argv to completion; fails with CommandFailed on a bad exit, ToolMissing on exit 127. */
@@ -56,7 +63,17 @@ export class Spawn extends Context.Tag("@syscontainers/core/Spawn")<Spawn, {
   readonly start: (argv: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<Running, ToolMissing, Scope.Scope>
 }>() {}
 
+/** zx's command for argv; started at once (zx runs it on creation). */
 const shellFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
+  const p = commandFor(argv, options)
+  // a process that exits before reading all of its input closes the pipe under the writer: that
+  // EPIPE is not a failure of ours (the exit status says what went wrong), and unheard it would
+  // crash node
+  if (options.input !== undefined) p.stdin?.on("error", () => {})
+  return p
+}
+
+const commandFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
   const env: Record<string, string> = {}
   const base = options.cleanEnv ? {} : process.env
   for (const [k, v] of Object.entries({ ...base, ...options.env })) if (v !== undefined) env[k] = v
@@ -120,7 +137,11 @@ export const makeSpawn = (observe?: CommandObserver) =>
           ),
         )
       }).pipe(
-        Effect.tap((result) => Effect.sync(() => observe?.({ argv, result, ...(typeof options.input === "string" ? { input: options.input } : {}) }))),
+        Effect.tap((result) =>
+          Effect.sync(() =>
+            observe?.({ argv, result, ...(typeof options.input === "string" ? { input: options.input } : {}), ...(options.inputFrom ? { inputFrom: options.inputFrom } : {}) }),
+          ),
+        ),
         Effect.flatMap((r): Effect.Effect<ProcessResult, CommandFailed | ToolMissing> => {
           const notInstalled = missing(argv, r, options)
           if (notInstalled) return Effect.fail(notInstalled)

@@ -149,8 +149,9 @@ export const runCommand = async <S extends OptionSpecs>(
     tutorial?.onEvent(e)
   }
   // every command a step runs is recorded: the tutorial shows the real ones
-  const spawn = makeSpawn(({ argv, input, result }) => {
-    if (result && current) onEvent({ type: "step-event", id: current, event: { kind: "command", argv, ...(input !== undefined ? { input } : {}), exitCode: result.exitCode, ms: result.durationMs } })
+  const spawn = makeSpawn(({ argv, input, inputFrom, result }) => {
+    if (result && current)
+      onEvent({ type: "step-event", id: current, event: { kind: "command", argv, ...(input !== undefined ? { input } : {}), ...(inputFrom ? { inputFrom } : {}), exitCode: result.exitCode, ms: result.durationMs } })
   })
   const fiber = Effect.runFork(runRecipe(recipe, { options: inv.options, workdir: inv.workdir, fresh: inv.fresh, onEvent }).pipe(Effect.provide(Layer.succeed(Spawn, spawn))))
   // Ctrl-C interrupts the recipe: the scope's finalizers stop containers and remove half-made bundles

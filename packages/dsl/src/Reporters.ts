@@ -69,7 +69,7 @@ export const tutorialCollector = () => {
           section = { commands: [], after: [] }
         } else if (e.type === "step-event" && section) {
           const ev = e.event
-          if (ev.kind === "command") section.commands.push(rel(lineWithInput(shorten(ev.argv), ev.input)).replace(/'(--registries-conf="\$CONTAINERS_REGISTRIES_CONF")'/g, "$1"))
+          if (ev.kind === "command") section.commands.push(rel(lineWithInput(shorten(ev.argv), ev)).replace(/'(--registries-conf="\$CONTAINERS_REGISTRIES_CONF")'/g, "$1"))
           else if (ev.kind === "excerpt") section.after.push(`${ev.label}:`, "", "```", rel(ev.text.trimEnd()), "```", "")
           else if (ev.kind === "note") section.after.push(`> ${rel(ev.text)}`, "")
         } else if (e.type === "step-failed" && section) {

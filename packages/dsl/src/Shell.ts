@@ -10,6 +10,6 @@ export const line = (argv: ReadonlyArray<string>): string => argv.map(quote).joi
 const printfFormat = (text: string): string =>
   text.replace(/\\/g, "\\\\").replace(/%/g, "%%").replace(/\0/g, "\\000").replace(/\n/g, "\\n")
 
-/** One command line from an argv, with its standard input piped in by printf when it had one. */
-export const lineWithInput = (argv: ReadonlyArray<string>, input?: string): string =>
-  input === undefined ? line(argv) : `printf ${quote(printfFormat(input))} | ${line(argv)}`
+/** One command line from an argv, with its standard input piped in: from the command that makes it, or by printf. */
+export const lineWithInput = (argv: ReadonlyArray<string>, stdin: { readonly input?: string; readonly inputFrom?: ReadonlyArray<string> } = {}): string =>
+  stdin.inputFrom ? `${line(stdin.inputFrom)} | ${line(argv)}` : stdin.input !== undefined ? `printf ${quote(printfFormat(stdin.input))} | ${line(argv)}` : line(argv)

@@ -16,7 +16,7 @@ export type StepEvent =
   | { readonly kind: "excerpt"; readonly label: string; readonly text: string }
   | { readonly kind: "note"; readonly text: string }
   /** A command that really ran (recorded through the Spawn service). */
-  | { readonly kind: "command"; readonly argv: ReadonlyArray<string>; readonly input?: string; readonly exitCode?: number | null; readonly ms?: number }
+  | { readonly kind: "command"; readonly argv: ReadonlyArray<string>; readonly input?: string; readonly inputFrom?: ReadonlyArray<string>; readonly exitCode?: number | null; readonly ms?: number }
 
 /** What a running step can see: the options, the workdir and every earlier step's handle. */
 export interface StepContext<Opts, Done> extends PlanContext<Opts> {

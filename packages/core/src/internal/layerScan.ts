@@ -5,6 +5,7 @@ import { createHash } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
 import { open, rm } from "node:fs/promises"
 import { pipeline } from "node:stream/promises"
+import type { Writable } from "node:stream"
 import { createGunzip } from "node:zlib"
 
 // zlib's default 16 KiB output chunks cost a callback each: 1 MiB chunks made the pass ~45% faster here
@@ -47,6 +48,12 @@ export interface ScanOptions {
   readonly mediaType?: string
   /** Names the image in a DigestMismatch (default: the layer digest). */
   readonly image?: string
+  /**
+   * Receives the uncompressed tar as the scan reads it (ostree's stdin: the commit runs beside the
+   * scan and gunzips nothing), and is ended with it. Once destroyed (its reader gave up), the scan
+   * goes on alone: a reader's failure is its own to report.
+   */
+  readonly tee?: Writable
 }
 
 /** Which blob to rewrite, and where. */
@@ -269,6 +276,18 @@ const fileDigest = async (file: string, alg: string): Promise<string> => {
   return `${alg}:${h.digest("hex")}`
 }
 
+/** Resolves when `w` can take more, or is gone (a destroyed stream never drains). */
+const drained = (w: Writable) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      w.off("drain", done)
+      w.off("close", done)
+      resolve()
+    }
+    w.on("drain", done)
+    w.on("close", done)
+  })
+
 const scanBlob = async (o: ScanOptions, signal: AbortSignal): Promise<LayerScan> => {
   const { alg } = digestParts(o.digest)
   const compression = await compressionOf(o.path, o.mediaType)
@@ -285,11 +304,13 @@ const scanBlob = async (o: ScanOptions, signal: AbortSignal): Promise<LayerScan>
       yield chunk
     }
   }
+  const tee = o.tee
   const consume = async (source: AsyncIterable<Buffer>) => {
     for await (const chunk of source) {
       uncompressed.update(chunk)
       uncompressedSize += chunk.length
       parser.write(chunk)
+      if (tee && !tee.destroyed && !tee.write(chunk)) await drained(tee)
     }
   }
   const mismatch = (actual: string) => new DigestMismatch({ image: o.image ?? `layer ${o.digest}`, expected: o.digest, actual })
@@ -299,6 +320,7 @@ const scanBlob = async (o: ScanOptions, signal: AbortSignal): Promise<LayerScan>
     else await pipeline(source, countCompressed, consume, { signal })
     parser.end()
   } catch (err) {
+    tee?.destroy()
     if (signal.aborted) throw err
     // a corrupt download explains any failure better than a malformed entry does
     const actual = await fileDigest(o.path, alg).catch(() => undefined)
@@ -306,7 +328,11 @@ const scanBlob = async (o: ScanOptions, signal: AbortSignal): Promise<LayerScan>
     throw err
   }
   const actual = `${alg}:${compressed.digest("hex")}`
-  if (actual !== o.digest) throw mismatch(actual)
+  if (actual !== o.digest) {
+    tee?.destroy()
+    throw mismatch(actual)
+  }
+  if (tee && !tee.destroyed) tee.end()
   return {
     digest: o.digest,
     size,
