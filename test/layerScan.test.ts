@@ -6,6 +6,8 @@ import { execFileSync, spawnSync } from "node:child_process"
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
+import { createHash } from "node:crypto"
+import { PassThrough } from "node:stream"
 import { DigestMismatch, LayerRejected } from "../packages/core/src/Errors.ts"
 import { scanLayer, writeSanitizedTar, type LayerScan } from "../packages/core/src/internal/layerScan.ts"
 import { filterTar, listTar, tarEnd, tarEntry, tarGlobalHeader } from "../packages/core/src/internal/tar.ts"
@@ -93,6 +95,37 @@ test("a truncated gzip blob: DigestMismatch against the manifest, LayerRejected 
   const e = await scanError({ path: b.blob, digest: sha256sum(b.blob) })
   assert.is(e._tag, "LayerRejected")
   assert.match(e.message, /gzip|truncated|end of file/i)
+})
+
+test("tee: gets the uncompressed tar byte for byte and is ended; on a digest mismatch it is destroyed, never ended", async () => {
+  const b = blobOf({ entries: [{ type: "file", path: "big", content: "y".repeat(3_000_000) }, { type: "file", path: "small", content: "s" }] })
+  const collect = (tee: PassThrough) => {
+    const chunks: Buffer[] = []
+    let ended = false
+    tee.on("data", (c: Buffer) => chunks.push(c))
+    tee.on("end", () => (ended = true))
+    return { bytes: () => Buffer.concat(chunks), ended: () => ended }
+  }
+  const good = new PassThrough()
+  const got = collect(good)
+  const s = await Effect.runPromise(scanLayer({ path: b.blob, digest: b.digest, tee: good }))
+  await new Promise((r) => setImmediate(r))
+  assert.ok(got.ended(), "ended")
+  assert.is(got.bytes().length, s.uncompressedSize)
+  assert.is(`sha256:${createHash("sha256").update(got.bytes()).digest("hex")}`, s.diffId)
+
+  const bad = new PassThrough()
+  const seen = collect(bad)
+  const e = await Effect.runPromise(Effect.flip(scanLayer({ path: b.blob, digest: `sha256:${"1".repeat(64)}`, tee: bad })))
+  assert.is(e._tag, "DigestMismatch")
+  assert.ok(bad.destroyed, "destroyed: its reader must not take the bytes for a whole layer")
+  assert.not.ok(seen.ended(), "never ended")
+
+  // a reader that gives up (ostree refusing the tar) does not stall or fail the scan
+  const quitter = new PassThrough({ highWaterMark: 1024 })
+  quitter.once("data", () => quitter.destroy())
+  const alone = await Effect.runPromise(scanLayer({ path: b.blob, digest: b.digest, tee: quitter }))
+  assert.is(alone.diffId, s.diffId)
 })
 
 const hostile: ReadonlyArray<{ readonly name: string; readonly spec: LayerSpec; readonly entry: string; readonly reason: RegExp }> = [
