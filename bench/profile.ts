@@ -97,13 +97,13 @@ const esbuildBin = () => {
   }
 }
 
-/** Whether the bin will run the bundle (packages/core/dist/cli.mjs no older than any source), as the bin decides. */
+/** Whether the bin will run the bundle (packages/core/dist/cli.cjs no older than any source), as the bin decides. */
 export const bundleCurrent = (): boolean =>
-  bundleIsCurrent(path.join(repoRoot, "packages", "core", "dist", "cli.mjs"), [path.join(repoRoot, "packages", "core", "src")])
+  bundleIsCurrent(path.join(repoRoot, "packages", "core", "dist", "cli.cjs"), [path.join(repoRoot, "packages", "core", "src")])
 
-/** Whether a recipe will load the dsl's bundle (packages/dsl/dist/index.mjs), as packages/dsl/index.mjs decides. */
+/** Whether a recipe will load the dsl's bundle (packages/dsl/dist/index.cjs), as packages/dsl/index.mjs decides. */
 export const dslBundleCurrent = (): boolean =>
-  bundleIsCurrent(path.join(repoRoot, "packages", "dsl", "dist", "index.mjs"), ["dsl", "core"].map((p) => path.join(repoRoot, "packages", p, "src")))
+  bundleIsCurrent(path.join(repoRoot, "packages", "dsl", "dist", "index.cjs"), ["dsl", "core"].map((p) => path.join(repoRoot, "packages", p, "src")))
 
 /** What one CLI call and one recipe run pay before their first command: node, tsx, the module graph. */
 const startup = async (ctx: Ctx) => {
@@ -114,10 +114,10 @@ const startup = async (ctx: Ctx) => {
   const recipe = path.join(repoRoot, "recipes", "redis.ts")
   rows.push(["`node -e 0`", await probe(["node", "-e", "0"], n)])
   rows.push(["`node --import tsx -e 0` (tsx's loader registered)", await probe(["node", "--import", "tsx", "-e", "0"], n)])
-  rows.push([`\`syscontainers --help\` (the bin; ${bundleCurrent() ? "its bundle dist/cli.mjs is current" : "its bundle is stale or missing: tsx"})`, await probe(["node", bin, "--help"], n)])
+  rows.push([`\`syscontainers --help\` (the bin; ${bundleCurrent() ? "its bundle dist/cli.cjs is current" : "its bundle is stale or missing: tsx"})`, await probe(["node", bin, "--help"], n)])
   const cliTs = path.join(repoRoot, "packages", "core", "src", "Cli.ts")
   rows.push(["`syscontainers --help` from the sources through tsx (the bin's fallback)", await probe(["node", "--import", "tsx", "--input-type=module", "-e", `const { main } = await import(${JSON.stringify(cliTs)}); process.exitCode = await main(["--help"])`], n)])
-  rows.push([`\`node --import tsx recipes/redis.ts --help\` (${dslBundleCurrent() ? "the dsl's bundle dist/index.mjs" : "the dsl's bundle is stale or missing: dsl + core sources"} through tsx)`, await probe(["node", "--import", "tsx", recipe, "--help"], n)])
+  rows.push([`\`node --import tsx recipes/redis.ts --help\` (${dslBundleCurrent() ? "the dsl's bundle dist/index.cjs" : "the dsl's bundle is stale or missing: dsl + core sources"} through tsx)`, await probe(["node", "--import", "tsx", recipe, "--help"], n)])
   rows.push(["`tsx recipes/redis.ts --help` (the tsx command, as the README says: one node more)", await probe([path.join(repoRoot, "node_modules", ".bin", "tsx"), recipe, "--help"], n)])
   rows.push(["`node --conditions=syscontainers-source --import tsx recipes/redis.ts --help` (the dsl and core sources and Effect module by module through tsx: before the bundle)", await probe(["node", "--conditions=syscontainers-source", "--import", "tsx", recipe, "--help"], n)])
   const esbuild = esbuildBin()

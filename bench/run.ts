@@ -132,7 +132,7 @@ try {
   // the product is edited while a run goes on: a source newer than the bundle sends the CLI
   // through tsx (half a second more per call). Each group starts on a current bundle and is
   // measured again, once, if the bundle went stale or was rebuilt while it ran.
-  const bundleFile = path.join(repoRoot, "packages", "core", "dist", "cli.mjs")
+  const bundleFile = path.join(repoRoot, "packages", "core", "dist", "cli.cjs")
   const bundleTime = () => (existsSync(bundleFile) ? statSync(bundleFile).mtimeMs : 0)
   const headOf = () => version(["git", "-C", repoRoot, "rev-parse", "--short", "HEAD"])
   const measuredAt = new Map<string, string>()
@@ -193,7 +193,7 @@ try {
     `\`npm run bench${quick ? " -- --quick" : ""}\`, ${new Date().toISOString().slice(0, 10)}, ${minutes} min. ${machine}.`,
     `Measured: commit ${commit}. Filesystem: ${scratch.description}. Tools: ${versions}.`,
     `Load average (1 min) ${loadAtStart.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end (anything above 0 is other work sharing the 2 cores).`,
-    `The CLI ran its esbuild bundle (packages/core/dist/cli.mjs; rebuilt before a group when a source had changed, and a group measured again when one changed while it ran); recipes run through tsx as the README says.${notes.length ? ` Caveats: ${notes.join("; ")}.` : ""}`,
+    `The CLI ran its esbuild bundle through V8's code cache (packages/core/dist/cli.cjs; rebuilt before a group when a source had changed, and a group measured again when one changed while it ran); recipes run through tsx as the README says.${notes.length ? ` Caveats: ${notes.join("; ")}.` : ""}`,
     ...(new Set(measuredAt.values()).size > 1 ? [`The product changed between groups: ${[...measuredAt.entries()].map(([g, c]) => `${g} at ${c}`).join(", ")}.`] : []),
     "",
     `Each comparison runs its contenders interleaved (A B A B ...), one warm-up round then ${ctx.rounds} measured rounds; the table shows medians (scaling: ${quick ? 2 : 3} rounds, no warm-up). ` +

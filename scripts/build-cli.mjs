@@ -2,45 +2,56 @@
 // ES module, so a start neither transpiles TypeScript nor loads Effect's modules one by one (under
 // tsx each module crosses to its hooks' thread and back: ~0.3 s for Effect alone here).
 import { build } from "esbuild"
-import { readFileSync, writeFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { readFileSync, rmSync, writeFileSync } from "node:fs"
+import codeCache from "../packages/core/bin/codeCache.js"
 import path from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { fileURLToPath } from "node:url"
 
+const { cacheFilesOf, loadCached } = codeCache
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-const bundle = (entry, outfile) =>
+const bundle = (entry, outfile, format) =>
   build({
+    // CommonJS has no import.meta: the module's own file stands in (Steps.ts finds the bin from it)
+    ...(format === "cjs" ? { define: { "import.meta.url": "__importMetaUrl" }, banner: { js: 'const __importMetaUrl = require("node:url").pathToFileURL(__filename).href;' } } : {}),
     entryPoints: [path.join(root, entry)],
-    outfile: path.join(root, outfile),
+    outfile: path.resolve(root, outfile),
     bundle: true,
     platform: "node",
     target: "node20",
-    format: "esm",
+    format,
     minifySyntax: true,
     treeShaking: true,
     logLevel: "warning",
     // zx and ajv use require(); an ES module bundle needs one
-    banner: { js: 'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);' },
+    ...(format === "esm" ? { banner: { js: 'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);' } } : {}),
   })
 
-await Promise.all([
-  bundle("packages/core/src/Cli.ts", "packages/core/dist/cli.mjs"),
-  bundle("packages/dsl/src/index.ts", "packages/dsl/dist/index.mjs"),
-])
+// both are CommonJS, run through V8's code cache (packages/core/bin/codeCache.js)
+const cli = path.join(root, "packages/core/dist/cli.cjs")
+const dsl = path.join(root, "packages/dsl/dist/index.cjs")
+await Promise.all([bundle("packages/core/src/Cli.ts", cli, "cjs"), bundle("packages/dsl/src/index.ts", dsl, "cjs")])
+// a new build gets new caches, made here by one run each (written at exit) rather than by the
+// first user, who may not be allowed to write beside the bundles
+for (const file of [cli, dsl].flatMap(cacheFilesOf)) rmSync(file, { force: true })
+execFileSync(process.execPath, [path.join(root, "packages/core/bin/syscontainers.js"), "--help"], { stdio: "ignore" })
 
 // packages/dsl/index.mjs chooses the bundle or the sources at import time; an ES module names its
 // exports statically, so the list is written here from what the bundle exports
 const loader = path.join(root, "packages/dsl/index.mjs")
-const names = Object.keys(await import(pathToFileURL(path.join(root, "packages/dsl/dist/index.mjs")).href)).sort()
-const text = `// @syscontainers/dsl as node loads it: the bundled build (dist/index.mjs, from scripts/build-cli.mjs)
-// when no source of dsl or core is newer, else the TypeScript sources (the caller runs under tsx).
-// Written by scripts/build-cli.mjs: the export list follows src/index.ts.
+const names = Object.keys(loadCached(dsl)).sort()
+const text = `// @syscontainers/dsl as node loads it: the bundled build (dist/index.cjs, from scripts/build-cli.mjs,
+// through V8's code cache) when no source of dsl or core is newer, else the TypeScript sources (the
+// caller runs under tsx). Written by scripts/build-cli.mjs: the export list follows src/index.ts.
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
+import { loadCached } from "@syscontainers/core/codeCache"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
+const bundle = path.join(here, "dist", "index.cjs")
 const sources = [path.join(here, "src"), path.join(here, "..", "core", "src")]
-const dsl = bundleIsCurrent(path.join(here, "dist", "index.mjs"), sources) ? await import("./dist/index.mjs") : await import("./src/index.ts")
+const dsl = bundleIsCurrent(bundle, sources) ? loadCached(bundle) : await import("./src/index.ts")
 
 export const {
 ${names.map((n) => `  ${n},`).join("\n")}

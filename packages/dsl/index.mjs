@@ -1,13 +1,15 @@
-// @syscontainers/dsl as node loads it: the bundled build (dist/index.mjs, from scripts/build-cli.mjs)
-// when no source of dsl or core is newer, else the TypeScript sources (the caller runs under tsx).
-// Written by scripts/build-cli.mjs: the export list follows src/index.ts.
+// @syscontainers/dsl as node loads it: the bundled build (dist/index.cjs, from scripts/build-cli.mjs,
+// through V8's code cache) when no source of dsl or core is newer, else the TypeScript sources (the
+// caller runs under tsx). Written by scripts/build-cli.mjs: the export list follows src/index.ts.
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
+import { loadCached } from "@syscontainers/core/codeCache"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
+const bundle = path.join(here, "dist", "index.cjs")
 const sources = [path.join(here, "src"), path.join(here, "..", "core", "src")]
-const dsl = bundleIsCurrent(path.join(here, "dist", "index.mjs"), sources) ? await import("./dist/index.mjs") : await import("./src/index.ts")
+const dsl = bundleIsCurrent(bundle, sources) ? loadCached(bundle) : await import("./src/index.ts")
 
 export const {
   Containers,

@@ -1,7 +1,8 @@
 // freshBundle: whether a bundled build may stand in for its TypeScript sources. It may only when
 // no source file is newer, so an edit is never answered by stale code (a stat per file, ~1 ms).
-import { readdirSync, statSync } from "node:fs"
-import path from "node:path"
+// CommonJS, like the rest of bin/: node starts a CommonJS entry ~10 ms sooner than an ES module.
+const { readdirSync, statSync } = require("node:fs")
+const path = require("node:path")
 
 const newestIn = (dir) =>
   readdirSync(dir, { withFileTypes: true }).reduce((t, e) => {
@@ -10,7 +11,7 @@ const newestIn = (dir) =>
   }, 0)
 
 /** True when `bundle` exists and is at least as new as every file under `sourceDirs`. */
-export const bundleIsCurrent = (bundle, sourceDirs) => {
+const bundleIsCurrent = (bundle, sourceDirs) => {
   try {
     const built = statSync(bundle).mtimeMs
     return sourceDirs.every((dir) => built >= newestIn(dir))
@@ -18,3 +19,5 @@ export const bundleIsCurrent = (bundle, sourceDirs) => {
     return false
   }
 }
+
+module.exports = { bundleIsCurrent }

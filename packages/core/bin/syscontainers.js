@@ -1,17 +1,19 @@
 #!/usr/bin/env node
-// The syscontainers command: the bundled build when it is current, else the TypeScript sources through tsx.
-import path from "node:path"
-import { fileURLToPath } from "node:url"
-import { bundleIsCurrent } from "./freshBundle.js"
+// The syscontainers command: the bundled build when it is current (through V8's code cache), else
+// the TypeScript sources through tsx.
+const path = require("node:path")
+const { bundleIsCurrent } = require("./freshBundle.js")
+const { loadCached } = require("./codeCache.js")
 
-const core = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
-const bundle = path.join(core, "dist", "cli.mjs")
+const core = path.resolve(__dirname, "..")
+const bundle = path.join(core, "dist", "cli.cjs")
 
-let main
-if (bundleIsCurrent(bundle, [path.join(core, "src")])) ({ main } = await import(bundle))
-else {
+const mainOf = async () => {
+  if (bundleIsCurrent(bundle, [path.join(core, "src")])) return loadCached(bundle).main
   const { register } = await import("tsx/esm/api")
   register()
-  ;({ main } = await import("../src/Cli.ts"))
+  return (await import("../src/Cli.ts")).main
 }
-process.exitCode = await main(process.argv.slice(2))
+mainOf().then(async (main) => {
+  process.exitCode = await main(process.argv.slice(2))
+})
