@@ -94,13 +94,20 @@ const layerPresent = (repo: Repo, digest: string, existing: ReadonlySet<string>)
   Effect.gen(function* () {
     if (!existing.has(blobRef(digest))) return false
     const commit = yield* Effect.promise(() => readFile(path.join(repo.path, "refs", "heads", blobRef(digest)), "utf8").then((t) => t.trim(), () => ""))
-    const known = path.join(repo.path, "syscontainers", "layers", `${commit}.present`)
-    if (commit && existsSync(known)) return true
+    if (commit && existsSync(presenceFile(repo, commit))) return true
     const values = yield* Effect.forEach(layerKeys, (k) => Ostree.metadata(repo, blobRef(digest), k), { concurrency: "unbounded" })
     const present = values.every((v) => v !== undefined)
-    if (present && /^[0-9a-f]{64}$/.test(commit)) yield* Effect.promise(() => mkdir(path.dirname(known), { recursive: true }).then(() => writeFile(known, "")))
+    if (present) yield* rememberPresent(repo, commit)
     return present
   })
+
+const presenceFile = (repo: Repo, commit: string) => path.join(repo.path, "syscontainers", "layers", `${commit}.present`)
+
+/** Keeps the verdict for a commit known to carry every layer key (one we wrote, or one checked). */
+const rememberPresent = (repo: Repo, commit: string) =>
+  /^[0-9a-f]{64}$/.test(commit)
+    ? Effect.promise(() => mkdir(path.dirname(presenceFile(repo, commit)), { recursive: true }).then(() => writeFile(presenceFile(repo, commit), "")))
+    : Effect.void
 
 /** Pulls `from` into the repo. Layers and the config are committed first, the image ref last. */
 export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
@@ -195,7 +202,8 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
             const extras: LayerExtras = { devices: scan.devices, implicitDirs: scan.implicitDirs, externalHardlinks: scan.externalHardlinks }
             if (scan.devices.length + scan.implicitDirs.length + scan.externalHardlinks.length > 0) metadata[layerExtrasKey] = JSON.stringify(extras)
             created.push(branch)
-            yield* Ostree.commit(repo, { branch, tree, metadata, subject: layer.digest })
+            // its metadata holds every layer key: the next image sharing the layer need not ask ostree
+            yield* rememberPresent(repo, yield* Ostree.commit(repo, { branch, tree, metadata, subject: layer.digest }))
           }
           done += 1
           report({ kind: "layer", digest: layer.digest, size: layer.size, state: present ? "reused" : "imported", done, total: manifest.layers.length })
