@@ -76,12 +76,12 @@ export const libraryPull = async (repoPath: string, registriesConf: string, from
   )
 
 /** Checkout in-process (no CLI start-up), every command recorded. */
-export const libraryCheckout = async (repoPath: string, name: string, into: string, order: Layers.LayerOrder, observe?: CommandObserver) =>
+export const libraryCheckout = async (repoPath: string, name: string, into: string, order: Layers.LayerOrder, observe?: CommandObserver, shared = false) =>
   withSpawn(
     Effect.gen(function* () {
       const repo = yield* Ostree.open(repoPath)
       const image = yield* Images.get(repo, name)
-      return yield* Layers.applyLayers({ image, into, order })
+      return yield* Layers.applyLayers({ image, into, order, shared })
     }),
     observe,
   )

@@ -1,4 +1,4 @@
-// rootfs: a root filesystem ready from the store (our checkout, both orders) against podman create+mount, umoci unpack and cp -al; disk for 20 containers.
+// rootfs: a root filesystem ready from the store (our checkout, both orders, and --shared) against podman create+mount, umoci unpack and cp -al; disk for 20 containers.
 import { mkdir } from "node:fs/promises"
 import path from "node:path"
 import type { Ctx } from "./context.ts"
@@ -87,6 +87,17 @@ export const rootfsReady = async (ctx: Ctx, t: RootfsTarget, goals: RootfsGoals)
         run: (i) => libraryCheckout(repo, t.name, bundle("lib", i), "union"),
         cleanup: async (i) => rmTree(bundle("lib", i)),
       },
+      // --shared: the bundle runs on the image's one read-only checkout, made by the warm-up round
+      {
+        name: "shared",
+        run: (i) => cli(repo, ctx.registriesConf, ["checkout", t.name, bundle("shared", i), "--shared"]),
+        cleanup: async (i) => rmTree(bundle("shared", i)),
+      },
+      {
+        name: "shared-library",
+        run: (i) => libraryCheckout(repo, t.name, bundle("shared-lib", i), "union", undefined, true),
+        cleanup: async (i) => rmTree(bundle("shared-lib", i)),
+      },
     ], { rounds: ctx.rounds })
     const rows: Row[] = []
     const warm = "a later checkout of an image the repo has checked out before"
@@ -114,6 +125,22 @@ export const rootfsReady = async (ctx: Ctx, t: RootfsTarget, goals: RootfsGoals)
         theirs: median(samples.get(goalPeer)!),
         runs: samples.get("library")!.length,
         note: "context: what the goal would see if the CLI started instantly",
+      }),
+    )
+    const sharedNote = "checkout --shared: no tree of the bundle's own; the image's shared checkout in the repo exists (made once, by the warm-up round)"
+    rows.push(
+      ...compare(`rootfs ready: ${t.label}, checkout --shared`, samples, "shared", [
+        { name: "podman", label: "podman create + mount", note: sharedNote },
+        { name: "cpal", label: "floor: cp -al of the same tree", note: sharedNote },
+        ...(goals.umoci !== undefined ? [{ name: "umoci", label: "umoci unpack", note: sharedNote }] : []),
+      ]),
+      row({
+        metric: `rootfs ready: ${t.label}, checkout --shared (library in-process, no CLI start-up)`,
+        peer: "podman create + mount",
+        ours: median(samples.get("shared-library")!),
+        theirs: median(samples.get("podman")!),
+        runs: samples.get("shared-library")!.length,
+        note: "context: what the CLI's start-up costs the shared checkout",
       }),
     )
     return rows
@@ -152,7 +179,14 @@ export const diskForContainers = async (ctx: Ctx, t: RootfsTarget, count = 20): 
     } finally {
       await podman.destroy()
     }
-    log(`  ours ${ours} B, umoci ${umoci} B, podman ${podmanBytes} B, one unpacked rootfs ${one} B`)
+    // the same containers on the image's one shared checkout (checkout --shared)
+    const repoShared = path.join(base, "repo-shared")
+    await libraryPull(repoShared, ctx.registriesConf, t.docker, t.name)
+    const sharedBundles = path.join(base, "bundles-shared")
+    for (let i = 0; i < count; i++) await libraryCheckout(repoShared, t.name, path.join(sharedBundles, `c${i}`), "union", undefined, true)
+    const oursShared = await du(repoShared, sharedBundles)
+    const repoSharedOnly = await du(repoShared)
+    log(`  ours ${ours} B, shared ${oursShared} B, umoci ${umoci} B, podman ${podmanBytes} B, one unpacked rootfs ${one} B`)
     const metric = `disk for ${count} containers of ${t.label}`
     return [
       row({
@@ -164,6 +198,16 @@ export const diskForContainers = async (ctx: Ctx, t: RootfsTarget, count = 20): 
         runs: 1,
         unit: "bytes",
         note: `ours: repo + ${count} hardlinked bundles, du -s with hardlinks counted once: the repo ${fmtBytes(repoOnly)}, the bundles add ${fmtBytes(ours - repoOnly)} (${fmtBytes((ours - repoOnly) / count)} each: ${dirs} directories of their own, which hardlinks cannot share)`,
+      }),
+      row({
+        metric: `${metric}, checkout --shared`,
+        peer: "one image unpacked (du of one umoci rootfs)",
+        ours: oursShared,
+        theirs: one,
+        goal: 1.05,
+        runs: 1,
+        unit: "bytes",
+        note: `ours: repo (with the image's one shared checkout) + ${count} bundles of config and manifest: the repo ${fmtBytes(repoSharedOnly)}, the bundles add ${fmtBytes(oursShared - repoSharedOnly)}`,
       }),
       row({ metric, peer: `${count} umoci unpacks`, ours, theirs: umoci, runs: 1, unit: "bytes" }),
       row({ metric, peer: `podman overlay store with ${count} containers`, ours, theirs: podmanBytes, runs: 1, unit: "bytes" }),

@@ -1,7 +1,7 @@
 // the syscontainers command line: help, exit codes, JSON output, images/inspect/rmi over a real repo.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { existsSync, readdirSync } from "node:fs"
+import { existsSync, readFileSync, readdirSync } from "node:fs"
 import path from "node:path"
 import { cleanupTemps, repoRoot, sh, shAny, tempDir } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
@@ -78,6 +78,21 @@ t("rmi removes the image and the layers no other image uses, and prunes their ob
   const bundle = path.join(tempDir("cli-b"), "b")
   assert.is((await sc("checkout", "redis", bundle)).exitCode, 0, "redis still checks out whole")
   assert.ok(existsSync(path.join(bundle, "rootfs/usr/bin/redis-server")))
+})
+
+t("checkout --shared: the bundle runs on the repo's one tree; spec roots it there; --copy with --shared is a usage error", async () => {
+  const dir = tempDir("cli-shared")
+  const r = await sc("--json", "checkout", "redis", path.join(dir, "s"), "--shared")
+  assert.is(r.exitCode, 0, r.stderr)
+  const { rootfs } = JSON.parse(r.stdout) as { rootfs: string }
+  assert.ok(rootfs.startsWith(path.join(repo, "syscontainers", "rootfs") + "/"), rootfs)
+  assert.ok(existsSync(path.join(rootfs, "usr/bin/redis-server")))
+  assert.not.ok(existsSync(path.join(dir, "s", "rootfs")))
+  assert.is((await sc("spec", path.join(dir, "s"), "--rootless", "--from-image", "redis")).exitCode, 0)
+  assert.is(JSON.parse(readFileSync(path.join(dir, "s", "config.json"), "utf8")).root.path, rootfs)
+  const both = await sc("checkout", "redis", path.join(dir, "t"), "--shared", "--copy")
+  assert.is(both.exitCode, 2)
+  assert.not.ok(existsSync(path.join(dir, "t")))
 })
 
 t.run()

@@ -33,8 +33,9 @@ commands:
   images                                list the repo's images
   inspect NAME                          show an image's manifest digest and config
   rmi NAME                              remove an image and the layers no other image uses
-  checkout NAME BUNDLE [--order union|union-add] [--copy]
-                                        check the layers out into BUNDLE/rootfs (hardlinks)
+  checkout NAME BUNDLE [--order union|union-add] [--copy | --shared]
+                                        check the layers out into BUNDLE/rootfs (hardlinks); --shared:
+                                        run on the image's one read-only checkout in the repo instead
   spec BUNDLE [--rootless] [--from-image NAME]
                                         write BUNDLE/config.json (runc spec), optionally from the image config
   patch BUNDLE [--from-image NAME] [--edits JSON]
@@ -55,7 +56,7 @@ exit codes: 0 ok, 1 failure, 2 usage`,
   images: "usage: syscontainers images",
   inspect: "usage: syscontainers inspect NAME",
   rmi: "usage: syscontainers rmi NAME",
-  checkout: "usage: syscontainers checkout NAME BUNDLE [--order union|union-add] [--copy]",
+  checkout: "usage: syscontainers checkout NAME BUNDLE [--order union|union-add] [--copy | --shared]",
   spec: "usage: syscontainers spec BUNDLE [--rootless] [--from-image NAME]",
   patch:
     'usage: syscontainers patch BUNDLE [--from-image NAME] [--edits JSON]\n  --from-image: args, env, cwd and volumes from the image config (before the edits)\n  --edits: a JSON array of edits, e.g. \'[{"kind":"cwd","cwd":"/data"},{"kind":"tmpfs","destination":"/tmp"}]\'',
@@ -101,6 +102,7 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
         help: { type: "boolean", short: "h", default: false },
         order: { type: "string" },
         copy: { type: "boolean", default: false },
+        shared: { type: "boolean", default: false },
         rootless: { type: "boolean", default: false },
         "from-image": { type: "string" },
         edits: { type: "string" },
@@ -209,7 +211,8 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
         const order = v.order ?? "union"
         if (order !== "union" && order !== "union-add") throw new Usage(`--order takes union or union-add, not ${order}`)
         const image = yield* Images.get(yield* openRepo(), args[0]!)
-        const bundle = yield* Layers.applyLayers({ image, into: args[1]!, order, link: v.copy ? "copy" : "hardlink" })
+        if (v.copy && v.shared) throw new Usage("--copy makes a private writable tree, --shared uses the image's read-only one: pick one")
+        const bundle = yield* Layers.applyLayers({ image, into: args[1]!, order, link: v.copy ? "copy" : "hardlink", shared: v.shared })
         out(`${bundle.rootfs} (${bundle.link}, ${bundle.order})`, { bundle: bundle.path, rootfs: bundle.rootfs, link: bundle.link, order: bundle.order })
         return 0
       }
@@ -219,7 +222,7 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
         yield* RuntimeSpec.generate({ bundle, rootless: v.rootless })
         if (v["from-image"]) {
           const image = yield* Images.get(yield* openRepo(), v["from-image"])
-          const edits = yield* RuntimeSpec.fromImage({ image: image.config.config ?? {}, rootfs: path.join(bundle, "rootfs"), bundle })
+          const edits = yield* RuntimeSpec.fromImage({ image: image.config.config ?? {}, rootfs: yield* Layers.rootfsOf(bundle), bundle })
           yield* RuntimeSpec.patchConfig({ bundle, edits })
         }
         out(path.join(bundle, "config.json"), { config: path.join(bundle, "config.json") })
@@ -239,7 +242,7 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
         }
         if (v["from-image"]) {
           const image = yield* Images.get(yield* openRepo(), v["from-image"])
-          const fromImage = yield* RuntimeSpec.fromImage({ image: image.config.config ?? {}, rootfs: path.join(bundle, "rootfs"), bundle })
+          const fromImage = yield* RuntimeSpec.fromImage({ image: image.config.config ?? {}, rootfs: yield* Layers.rootfsOf(bundle), bundle })
           edits = [...fromImage, ...edits]
         }
         const config = yield* RuntimeSpec.patchConfig({ bundle, edits })

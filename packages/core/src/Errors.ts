@@ -137,3 +137,13 @@ export class HardlinkImpossible extends Data.TaggedError("HardlinkImpossible")<{
     return `cannot hardlink from ${this.repo} into ${this.into} (${this.detail}); put the bundle on the repo's filesystem or use copy mode (--copy / mode: "copy")`
   }
 }
+
+/** An image's shared checkout is the root of containers that still exist: removing it would empty theirs. */
+export class ImageInUse extends Data.TaggedError("ImageInUse")<{
+  readonly image: string
+  readonly containers: ReadonlyArray<string>
+}> {
+  override get message() {
+    return `${this.image} is in use: containers ${this.containers.join(", ")} run on its shared checkout; remove them first ('syscontainers rm NAME')`
+  }
+}

@@ -1,6 +1,6 @@
 // Images: the named images of a repo, read back from the refs and metadata a pull wrote.
 import * as Effect from "effect/Effect"
-import { readFileSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises"
 import path from "node:path"
 import * as Ostree from "./Ostree.ts"
@@ -9,7 +9,8 @@ import { blobRef, decodeName, imageRef, isBlobRef, withTag } from "./OstreeRefs.
 import { ImageNotFound } from "./Errors.ts"
 import type { ImageConfigBlob, ImageManifest } from "./ImageConfig.ts"
 import { Spawn } from "./Spawn.ts"
-import { forgetPlan } from "./Layers.ts"
+import { forgetPlan, forgetSharedCheckout, sharedCheckoutDir } from "./Layers.ts"
+import * as Containers from "./Containers.ts"
 
 /** An image in the repo: what the steps after a pull take. */
 export interface Image {
@@ -76,6 +77,8 @@ export const remove = Effect.fn("Images.remove")(function* (repo: Repo, name: st
     for (const d of [o.manifest.config, ...o.manifest.layers]) stillUsed.add(d.digest)
   }
   const blobs = [image.manifest.config, ...image.manifest.layers].map((d) => d.digest).filter((d) => !stillUsed.has(d))
+  // first, as it may refuse: the image's shared checkout, unless containers run on it
+  if (existsSync(sharedCheckoutDir(repo, image))) yield* forgetSharedCheckout(image, yield* Containers.list())
   const existing = new Set(yield* Ostree.refs(repo))
   yield* Ostree.deleteRefs(repo, [image.ref, ...blobs.map(blobRef).filter((r) => existing.has(r))])
   yield* forgetPlan(repo, image)

@@ -6,10 +6,10 @@ import path from "node:path"
 import * as Ostree from "./Ostree.ts"
 import { blobRef } from "./OstreeRefs.ts"
 import type { Image } from "./Images.ts"
-import { CommandFailed, HardlinkImpossible, InvalidInput } from "./Errors.ts"
+import { CommandFailed, HardlinkImpossible, ImageInUse, InvalidInput } from "./Errors.ts"
 import { parseOstreeLs, planMerge, skipListText, type MergePlan } from "./internal/mergePlan.ts"
 import type { Repo } from "./Ostree.ts"
-import { createHash } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import type { DeviceEntry } from "./internal/layerScan.ts"
 import { layerExtrasKey, type LayerExtras } from "./Pull.ts"
 import { Spawn } from "./Spawn.ts"
@@ -32,6 +32,8 @@ export interface CheckoutMarker {
   readonly image: string
   readonly digest: string
   readonly order: LayerOrder
+  /** The image's shared read-only checkout the bundle runs on, when it has no rootfs of its own. */
+  readonly rootfs?: string
 }
 
 export const markerFile = ".syscontainers-checkout.json"
@@ -44,6 +46,12 @@ export interface ApplyLayersOptions {
   readonly order?: LayerOrder
   /** hardlink (default) shares inodes with the store; copy makes a writable private tree. */
   readonly link?: "hardlink" | "copy"
+  /**
+   * Run on the image's one read-only checkout, kept in the repo and made at most once, instead of a
+   * tree of the bundle's own: a bundle then costs its config and nothing more (20 containers, one
+   * tree). Hardlinks only: the root must stay read-only anyway.
+   */
+  readonly shared?: boolean
 }
 
 const isRoot = () => process.getuid?.() === 0
@@ -70,22 +78,11 @@ const checkoutFailed = (repo: string, into: string) => (e: CommandFailed) =>
     ? new HardlinkImpossible({ repo, into, detail: e.stderrTail.trim().split("\n").pop() ?? "" })
     : e
 
-/** Checks the image's layers out into `into/rootfs` and writes `into/manifest.json`. */
-export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLayersOptions) {
-  const order = o.order ?? "union"
-  const link = o.link ?? "hardlink"
-  const repo = o.image.repo
-  const into = path.resolve(o.into)
-  const rootfs = path.join(into, "rootfs")
-  if (existsSync(rootfs) && (yield* Effect.promise(() => readdir(rootfs))).length > 0)
-    return yield* Effect.fail(new InvalidInput({ input: rootfs, reason: "already holds a rootfs", fix: "remove the bundle first or check out into a new directory" }))
-  const bundleExisted = existsSync(into)
-
-  const work = yield* Effect.gen(function* () {
-    yield* Effect.promise(() => mkdir(rootfs, { recursive: true }))
-    yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
-
-    const { plan, skipDir } = yield* cachedPlan(repo, o.image)
+/** Lays the image's layers down into `rootfs` (which exists, empty): the batches, then the fix-ups. */
+const layDown = (image: Image, rootfs: string, order: LayerOrder, link: "hardlink" | "copy", into: string) =>
+  Effect.gen(function* () {
+    const repo = image.repo
+    const { plan, skipDir } = yield* cachedPlan(repo, image)
     // one ostree process per batch of layers (see MergePlan.batches), bottom-up or top-down
     const batches = plan.batches.map(({ layers }, k) => ({ layers, k }))
     for (const { layers, k } of order === "union" ? batches : [...batches].reverse()) {
@@ -109,20 +106,89 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
       if (h.sameAsFinal) yield* Effect.promise(() => hardlinkFile(path.join(rootfs, h.target), at))
       else yield* Ostree.checkout(repo, { ref: blobRef(h.source.layer), into: at, subpath: `/${h.source.path}`, link })
     }
+  })
 
-    const marker: CheckoutMarker = { mode: link, image: o.image.name, digest: o.image.digest, order }
-    yield* Effect.promise(() => writeFile(path.join(into, markerFile), JSON.stringify(marker, null, 2) + "\n"))
+const writeMarker = (dir: string, marker: CheckoutMarker) => Effect.promise(() => writeFile(path.join(dir, markerFile), JSON.stringify(marker, null, 2) + "\n"))
+
+/** Where a repo keeps an image's shared read-only checkout (one per set of layers; both orders give the same tree). */
+export const sharedCheckoutDir = (repo: Repo, image: Image) => path.join(repo.path, "syscontainers", "rootfs", planKey(image))
+
+/**
+ * The image's shared checkout, made now if the repo has none: laid down in a directory of its own
+ * and renamed into place whole, so a reader (or a racing maker) never sees half a tree.
+ */
+const sharedCheckout = (image: Image, order: LayerOrder, into: string) =>
+  Effect.gen(function* () {
+    const dir = sharedCheckoutDir(image.repo, image)
+    const rootfs = path.join(dir, "rootfs")
+    if (existsSync(path.join(dir, markerFile))) return rootfs
+    const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+    yield* Effect.gen(function* () {
+      yield* Effect.promise(() => mkdir(path.join(tmp, "rootfs"), { recursive: true }))
+      yield* layDown(image, path.join(tmp, "rootfs"), order, "hardlink", into)
+      yield* writeMarker(tmp, { mode: "hardlink", image: image.name, digest: image.digest, order })
+      // another maker may have won meanwhile: theirs stands, ours goes
+      yield* Effect.promise(() => rename(tmp, dir).catch(() => rm(tmp, { recursive: true, force: true })))
+    }).pipe(Effect.onExit((exit) => (exit._tag === "Failure" ? Effect.promise(() => rm(tmp, { recursive: true, force: true })) : Effect.void)))
+    return rootfs
+  })
+
+/** Checks the image's layers out into `into/rootfs` (or uses the shared checkout) and writes `into/manifest.json`. */
+export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLayersOptions) {
+  const order = o.order ?? "union"
+  const link = o.link ?? "hardlink"
+  const into = path.resolve(o.into)
+  const own = path.join(into, "rootfs")
+  if (o.shared && link === "copy")
+    return yield* Effect.fail(new InvalidInput({ input: into, reason: "a shared checkout is read-only hardlinks; a copy is a private writable tree", fix: "drop one of copy and shared" }))
+  if ((existsSync(own) && (yield* Effect.promise(() => readdir(own))).length > 0) || (o.shared && existsSync(path.join(into, markerFile))))
+    return yield* Effect.fail(new InvalidInput({ input: own, reason: "already holds a rootfs", fix: "remove the bundle first or check out into a new directory" }))
+  const bundleExisted = existsSync(into)
+
+  return yield* Effect.gen(function* () {
+    yield* Effect.promise(() => mkdir(o.shared ? into : own, { recursive: true }))
+    yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
+    const rootfs = o.shared ? yield* sharedCheckout(o.image, order, into) : own
+    if (!o.shared) yield* layDown(o.image, own, order, link, into)
+    yield* writeMarker(into, { mode: link, image: o.image.name, digest: o.image.digest, order, ...(o.shared ? { rootfs } : {}) })
     return { path: into, rootfs, image: o.image, link, order } satisfies Bundle
   }).pipe(
     // a failed checkout leaves no half-made bundle behind
     Effect.onExit((exit) =>
       exit._tag === "Failure"
-        ? Effect.promise(() => (bundleExisted ? rm(rootfs, { recursive: true, force: true }) : rm(into, { recursive: true, force: true })))
+        ? Effect.promise(async () => {
+            if (!bundleExisted) return rm(into, { recursive: true, force: true })
+            await rm(own, { recursive: true, force: true })
+            // what this call wrote beside it (a shared bundle has nothing else of ours)
+            if (o.shared) await Promise.all([markerFile, "manifest.json"].map((f) => rm(path.join(into, f), { force: true })))
+          })
         : Effect.void,
     ),
   )
-  return work
 })
+
+/** A bundle's root filesystem: the shared checkout its marker names, else its own rootfs/. */
+export const rootfsOf = (bundle: string): Effect.Effect<string> =>
+  Effect.map(readMarker(bundle), (m) => m?.rootfs ?? path.join(path.resolve(bundle), "rootfs"))
+
+/**
+ * Removes an image's shared checkout, unless a container still runs on it (its config's root is
+ * there): emptying it would empty theirs.
+ */
+export const forgetSharedCheckout = (image: Image, containers: ReadonlyArray<{ readonly name: string; readonly bundle: string }>) =>
+  Effect.gen(function* () {
+    const dir = sharedCheckoutDir(image.repo, image)
+    if (!existsSync(dir)) return
+    const users: string[] = []
+    for (const c of containers) {
+      const root = yield* Effect.promise(() =>
+        readFile(path.join(c.bundle, "config.json"), "utf8").then((t) => (JSON.parse(t) as { root?: { path?: string } }).root?.path, () => undefined),
+      )
+      if (root !== undefined && path.resolve(c.bundle, root).startsWith(`${dir}/`)) users.push(c.name)
+    }
+    if (users.length > 0) return yield* Effect.fail(new ImageInUse({ image: image.name, containers: users }))
+    yield* Effect.promise(() => rm(dir, { recursive: true, force: true }))
+  })
 
 /** Where a repo keeps the merge plans of its images (a layer commit never changes, so neither does a plan). */
 export const planCacheDir = (repo: Repo) => path.join(repo.path, "syscontainers", "plans")

@@ -197,6 +197,16 @@ const arrayAt = (v: unknown, key: string): ReadonlyArray<unknown> => {
 }
 
 /** The checkout mode the bundle's marker records; a marker we cannot read counts as hardlink (the unsafe case). */
+/** The shared checkout a bundle runs on (its marker's `rootfs`), if it has no rootfs of its own. */
+const sharedRootfs = (bundle: string): string | undefined => {
+  try {
+    const rootfs = (JSON.parse(readFileSync(path.join(bundle, checkoutMarker), "utf8")) as { rootfs?: unknown }).rootfs
+    return typeof rootfs === "string" ? rootfs : undefined
+  } catch {
+    return undefined
+  }
+}
+
 const checkoutMode = (bundle: string): string | undefined => {
   const file = path.join(bundle, checkoutMarker)
   if (!existsSync(file)) return undefined
@@ -347,7 +357,9 @@ export const generate = Effect.fn("RuntimeSpec.generate")(
       return yield* new CommandFailed({ argv, exitCode: 0, signal: null, stderrTail: `runc spec did not write a JSON config.json:\n${text.slice(0, 400)}` })
     }
     const terminal = o.terminal ?? stdin.isTTY === true
-    const config: RuntimeConfig = { ...spec, process: { ...(spec.process ?? { cwd: "/" }), terminal } }
+    // a bundle on the image's shared checkout names it: runc refuses a rootfs that is a symlink
+    const shared = sharedRootfs(o.bundle)
+    const config: RuntimeConfig = { ...spec, process: { ...(spec.process ?? { cwd: "/" }), terminal }, ...(shared ? { root: { path: shared, readonly: true } } : {}) }
     yield* writeChecked(o.bundle, config, [])
     return config
   },

@@ -192,7 +192,7 @@ export const patchSpec = <O, D>(
     Effect.gen(function* () {
       const bundle = o.bundle(c)
       const base = o.fromImage
-        ? yield* RuntimeSpec.fromImage({ image: o.fromImage.image(c.results).config.config ?? {}, rootfs: path.join(bundle, "rootfs"), bundle })
+        ? yield* RuntimeSpec.fromImage({ image: o.fromImage.image(c.results).config.config ?? {}, rootfs: yield* Layers.rootfsOf(bundle), bundle })
         : []
       const config = yield* RuntimeSpec.patchConfig({ bundle, edits: [...base, ...o.edits(c)] })
       c.emit({ kind: "excerpt", label: "process.args", text: JSON.stringify(config.process?.args ?? []) })
