@@ -22,7 +22,23 @@ export interface Image {
   readonly digest: string
   readonly manifest: ImageManifest
   readonly config: ImageConfigBlob
+  /** The source's own manifest digest at pull time (`syscontainers.source-digest`): a re-pull compares it. */
+  readonly sourceDigest?: string
 }
+
+type Kept = Pick<Image, "digest" | "manifest" | "config" | "sourceDigest">
+
+const cacheFileOf = (repo: Repo, commit: string) => path.join(repo.path, "syscontainers", "images", `${commit}.json`)
+
+/** Keeps what an image commit holds under its checksum (written whole: a reader never sees half). */
+export const remember = (repo: Repo, commit: string, kept: Kept) =>
+  Effect.promise(async () => {
+    const file = cacheFileOf(repo, commit)
+    await mkdir(path.dirname(file), { recursive: true })
+    const tmp = `${file}.${process.pid}.tmp`
+    await writeFile(tmp, JSON.stringify(kept))
+    await rename(tmp, file)
+  })
 
 /** Reads a named image (its manifest from `docker.manifest`, as atomic did, and its config blob). */
 export const get = Effect.fn("Images.get")(function* (repo: Repo, name: string) {
@@ -30,22 +46,19 @@ export const get = Effect.fn("Images.get")(function* (repo: Repo, name: string) 
   // a ref names an immutable commit: what we read of it once is kept under the commit's checksum
   const commit = readCommitOf(repo, ref)
   if (commit === undefined) return yield* Effect.fail(new ImageNotFound({ image: withTag(name), where: repo.path, detail: "" }))
-  const cacheFile = path.join(repo.path, "syscontainers", "images", `${commit}.json`)
-  const cached = yield* Effect.promise(() => readFile(cacheFile, "utf8").then((t) => JSON.parse(t) as Pick<Image, "digest" | "manifest" | "config">, () => undefined))
+  const cached = yield* Effect.promise(() => readFile(cacheFileOf(repo, commit), "utf8").then((t) => JSON.parse(t) as Kept, () => undefined))
   if (cached) return { repo, name: withTag(name), ref, ...cached } satisfies Image
 
-  const [manifestText, digest] = yield* Effect.all([Ostree.metadata(repo, ref, "docker.manifest"), Ostree.metadata(repo, ref, "docker.digest")], { concurrency: 2 })
+  const [manifestText, digest, sourceDigest] = yield* Effect.all(
+    [Ostree.metadata(repo, ref, "docker.manifest"), Ostree.metadata(repo, ref, "docker.digest"), Ostree.metadata(repo, ref, "syscontainers.source-digest")],
+    { concurrency: 3 },
+  )
   if (manifestText === undefined) return yield* Effect.fail(new ImageNotFound({ image: withTag(name), where: repo.path, detail: `${ref} has no docker.manifest` }))
   const manifest = JSON.parse(manifestText) as ImageManifest
   const config = JSON.parse(yield* Ostree.cat(repo, blobRef(manifest.config.digest), "/content")) as ImageConfigBlob
-  const image: Image = { repo, name: withTag(name), ref, digest: digest ?? "", manifest, config }
-  yield* Effect.promise(async () => {
-    await mkdir(path.dirname(cacheFile), { recursive: true })
-    const tmp = `${cacheFile}.${process.pid}.tmp`
-    await writeFile(tmp, JSON.stringify({ digest: image.digest, manifest, config }))
-    await rename(tmp, cacheFile)
-  })
-  return image
+  const kept: Kept = { digest: digest ?? "", manifest, config, ...(sourceDigest !== undefined ? { sourceDigest } : {}) }
+  yield* remember(repo, commit, kept)
+  return { repo, name: withTag(name), ref, ...kept } satisfies Image
 })
 
 /** The commit a ref points to, read from refs/heads (no process); undefined when there is no such ref. */

@@ -122,11 +122,19 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
 
   // one manifest fetch decides whether anything needs doing, when the repo has the image at all
   const known = !o.force && Ostree.hasRef(repo, ref)
-  const sourceDigest = known ? sha256(yield* Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {})) : undefined
-  if (known) {
-    const had = yield* Ostree.metadata(repo, ref, "syscontainers.source-digest").pipe(Effect.catchAll(() => Effect.succeed(undefined)))
-    if (had === sourceDigest) {
-      const image = yield* Images.get(repo, name)
+  // the fetch and what the repo holds, at once (the image usually comes from its cache: no process)
+  const [sourceDigest, had] = known
+    ? yield* Effect.all(
+        [
+          Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {}).pipe(Effect.map(sha256)),
+          Images.get(repo, name).pipe(Effect.option),
+        ],
+        { concurrency: 2 },
+      )
+    : [undefined, undefined]
+  if (known && had?._tag === "Some") {
+    const image = had.value
+    if (image.sourceDigest === sourceDigest) {
       report({ kind: "unchanged", digest: image.digest })
       const bytes = image.manifest.layers.reduce((n, l) => n + l.size, 0)
       return { image, skipped: true, layersImported: 0, layersReused: image.manifest.layers.length, bytesImported: 0, bytesReused: bytes } satisfies PullResult
@@ -226,7 +234,7 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
     // the named image last: until this ref exists, the image does not
     const mdir = path.join(work, "manifest")
     yield* Effect.promise(() => mkdir(mdir, { recursive: true }).then(() => writeFile(path.join(mdir, "manifest.json"), manifestBytes)))
-    yield* Ostree.commit(repo, {
+    const imageCommit = yield* Ostree.commit(repo, {
       branch: ref,
       tree: { dir: mdir },
       metadata: {
@@ -239,10 +247,12 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
         "syscontainers.source-digest": sourceDigestNow,
       },
     })
+    // what the next Images.get would read back with three ostree processes, kept now
+    yield* Images.remember(repo, imageCommit, { digest: manifestDesc.digest, manifest, config, sourceDigest: sourceDigestNow })
     report({ kind: "done", image: name, digest: manifestDesc.digest })
     const imported = outcomes.filter((x) => !x.present)
     const reused = outcomes.filter((x) => x.present)
-    const image: Image = { repo, name, ref, digest: manifestDesc.digest, manifest, config }
+    const image: Image = { repo, name, ref, digest: manifestDesc.digest, manifest, config, sourceDigest: sourceDigestNow }
     return {
       image,
       skipped: false,
