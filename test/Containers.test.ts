@@ -10,7 +10,7 @@ import { applyLayers } from "../packages/core/src/Layers.ts"
 import * as RuntimeSpec from "../packages/core/src/RuntimeSpec.ts"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
-import { cleanupTemps, failure, freePort, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, freePort, run, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 
@@ -57,12 +57,12 @@ const waitPong = async (port: number) => {
   return false
 }
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
   work = tempDir("containers")
   repoDir = path.join(work, "ostree")
   await run(Ostree.init({ path: repoDir }))
-})
+}))
 t.after(async () => {
   for (const n of names) await run(Containers.remove(n, { force: true }).pipe(Effect.ignore))
   cleanupTemps()

@@ -8,7 +8,7 @@ import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
 import * as Images from "../packages/core/src/Images.ts"
 import { applyLayers } from "../packages/core/src/Layers.ts"
-import { cleanupTemps, failure, run, sh, skopeo, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, run, sh, skopeo, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { diffTrees, snapshotTree } from "./fixtures/tree.ts"
 
@@ -21,14 +21,14 @@ let repoDir: string
 // (ostree keeps owners in xattrs of the objects; -U checkouts are the caller's), like umoci --rootless
 const fileMask = { modeMask: true, ignoreOwner: true } as const
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
   work = tempDir("layers")
   repoDir = path.join(work, "ostree")
   await run(Effect.flatMap(Ostree.init({ path: repoDir }), (repo) => pull({ from: "docker://redis:alpine", name: "redis", repo })))
   await sh([...skopeo(), "copy", "--quiet", "docker://redis:alpine", `oci:${path.join(work, "layout")}:redis`])
   await sh(["umoci", "unpack", "--image", `${path.join(work, "layout")}:redis`, path.join(work, "umoci")])
-})
+}))
 t.after(async () => {
   cleanupTemps()
   await mirror.stop()

@@ -10,7 +10,7 @@ import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
 import * as Images from "../packages/core/src/Images.ts"
 import { Spawn, makeSpawn } from "../packages/core/src/Spawn.ts"
-import { cleanupTemps, failure, run, sh, skopeo, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, run, sh, skopeo, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { imageSpecValidator } from "./fixtures/ociSchemas.ts"
 
@@ -21,10 +21,10 @@ let repoDir: string
 const ostreeRefs = (dir: string) => sh(["ostree", "refs", `--repo=${dir}`]).then((o) => o.split("\n").filter(Boolean).sort())
 const metaRaw = (dir: string, ref: string, key: string) => sh(["ostree", "show", `--repo=${dir}`, `--print-metadata-key=${key}`, ref]).then((s) => s.trim())
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
   repoDir = path.join(tempDir("pull"), "ostree")
-})
+}))
 t.after(async () => {
   cleanupTemps()
   await mirror.stop()

@@ -3,7 +3,7 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { existsSync, readFileSync, readdirSync } from "node:fs"
 import path from "node:path"
-import { cleanupTemps, repoRoot, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, repoRoot, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("cli")
@@ -13,10 +13,10 @@ const bin = path.join(repoRoot, "packages/core/bin/syscontainers.js")
 const sc = (...args: string[]) => shAny(["node", bin, "--repo", repo, ...args], { env: { ...mirror.env } })
 const objects = (dir: string) => readdirSync(path.join(dir, "objects")).reduce((n, d) => n + readdirSync(path.join(dir, "objects", d)).length, 0)
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
   repo = path.join(tempDir("cli"), "repo")
-})
+}))
 t.after(async () => {
   cleanupTemps()
   await mirror.stop()

@@ -10,7 +10,7 @@ import path from "node:path"
 import type { ContainerRuntime, RuntimeName } from "../packages/core/src/ContainerRuntime.ts"
 import { runtime } from "../packages/core/src/Runtimes.ts"
 import { Spawn } from "../packages/core/src/Spawn.ts"
-import { cleanupTemps, run, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, run, tempDir, loud } from "./fixtures/harness.ts"
 import { makeProbeBundle, type ProbeBundle } from "./fixtures/probeBundle.ts"
 
 
@@ -116,9 +116,9 @@ const ours = (name: string) => name.startsWith(`${tag}-`)
 for (const rtName of runtimes) {
   const t = suite(`conformance: ${rtName}`)
 
-  t.before(async () => {
+  t.before(loud("before", async () => {
     world ??= await setup()
-  })
+  }))
 
   t.after(async () => {
     // whatever a failed test left running: kill and forget it

@@ -7,6 +7,7 @@ import os from "node:os"
 import path from "node:path"
 import { makeSpawn, type RunOptions } from "../packages/core/src/Spawn.ts"
 import { buildScript, defaultCacheDir, useMirror, type Mirror } from "./fixtures/mirror.ts"
+import { loud } from "./fixtures/harness.ts"
 
 const t = suite("mirror")
 const spawn = makeSpawn()
@@ -42,10 +43,10 @@ const layoutDigests = (cacheDir: string) => {
   return Object.fromEntries(index.manifests.map((m) => [m.annotations?.["org.opencontainers.image.ref.name"] ?? "", m.digest]))
 }
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
   work = mkdtempSync(path.join(os.tmpdir(), "sc-test-mirror-"))
-})
+}))
 t.after(async () => {
   rmSync(work, { recursive: true, force: true })
   await mirror.stop()

@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import { readFileSync, readdirSync, statSync } from "node:fs"
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"
-import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 
@@ -24,9 +24,9 @@ const recipe = (file: string, args: ReadonlyArray<string>) => shAny(["node", "--
 /** ostree's objects: one file per stored file content (plus dirtree/dirmeta/commit objects). */
 const objectCount = (repo: string) => readdirSync(path.join(repo, "objects")).reduce((n, d) => n + readdirSync(path.join(repo, "objects", d)).length, 0)
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
-})
+}))
 t.after(async () => {
   for (const n of names) await run(Containers.remove(n, { force: true }).pipe(Effect.ignore))
   cleanupTemps()

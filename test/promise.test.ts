@@ -3,14 +3,14 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import path from "node:path"
 import * as sc from "../packages/core/src/Promise.ts"
-import { cleanupTemps, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("Promise")
 let mirror: Mirror
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
-})
+}))
 t.after(async () => {
   cleanupTemps()
   await mirror.stop()

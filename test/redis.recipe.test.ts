@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
-import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 import { Spawn } from "../packages/core/src/Spawn.ts"
@@ -33,9 +33,9 @@ const scriptFile = (name: string) => {
 
 const ping = async (port: number) => (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
-})
+}))
 t.after(async () => {
   for (const n of names) await run(Containers.remove(n, { force: true }).pipe(Effect.ignore))
   cleanupTemps()

@@ -3,7 +3,7 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
 import path from "node:path"
-import { cleanupTemps, freePort, repoRoot, sh, shAny, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, freePort, repoRoot, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("rootless")
@@ -20,7 +20,7 @@ const asUser = (argv: ReadonlyArray<string>) =>
   shAny(["runuser", "-u", user, "--", "env", "-i", `HOME=${home}`, `USER=${user}`, `XDG_RUNTIME_DIR=${runtimeDir}`, `PATH=${process.env["PATH"]}`, `CONTAINERS_REGISTRIES_CONF=${mirror.env["CONTAINERS_REGISTRIES_CONF"]}`, ...argv], { cwd: home })
 const sc = (...args: string[]) => asUser(["node", bin, ...args])
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
   // the registries.conf lives in the mirror's temp dir: the user must be able to read it
   chmodSync(path.dirname(mirror.env["CONTAINERS_REGISTRIES_CONF"]!), 0o755)
@@ -32,7 +32,7 @@ t.before(async () => {
   runtimeDir = path.join(parent, "run")
   mkdirSync(runtimeDir, { mode: 0o700 })
   chownSync(runtimeDir, uid, uid)
-})
+}))
 t.after(async () => {
   await sc("rm", "--force", "rl-redis")
   await shAny(["pkill", "-u", user])

@@ -12,7 +12,7 @@ import { applyLayers, sharedCheckoutDir } from "../packages/core/src/Layers.ts"
 import * as RuntimeSpec from "../packages/core/src/RuntimeSpec.ts"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { makeSpawn, Spawn } from "../packages/core/src/Spawn.ts"
-import { cleanupTemps, failure, freePort, run, sh, shAny, skopeo, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, freePort, run, sh, shAny, skopeo, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 import { diffTrees, snapshotTree } from "./fixtures/tree.ts"
@@ -29,12 +29,12 @@ const nameOf = (what: string) => {
 }
 const image = () => run(Effect.flatMap(Ostree.open(repoDir), (repo) => Images.get(repo, "redis")))
 
-t.before(async () => {
+t.before(loud("before", async () => {
   mirror = await useMirror()
   work = tempDir("shared")
   repoDir = path.join(work, "ostree")
   await run(Effect.flatMap(Ostree.init({ path: repoDir }), (repo) => pull({ from: "docker://redis:alpine", name: "redis", repo })))
-})
+}))
 t.after(async () => {
   for (const n of names) await run(Containers.remove(n, { force: true }).pipe(Effect.ignore))
   cleanupTemps()
