@@ -31,7 +31,12 @@ export interface ContainerRuntime {
   /** Starts detached, stdout/stderr to `BUNDLE/<name>.log`; resolves once the container runs. */
   readonly runDetached: (o: StartOptions) => Effect.Effect<ContainerState, RuntimeError>
   /** Runs argv inside the running container; stdout/stderr are returned. */
-  readonly exec: (name: string, argv: ReadonlyArray<string>) => Effect.Effect<{ readonly exitCode: number; readonly stdout: string; readonly stderr: string }, RuntimeError>
+  /** `seen`: the container's state as the caller has just read it, so the runtime need not ask again. */
+  readonly exec: (
+    name: string,
+    argv: ReadonlyArray<string>,
+    options?: { readonly seen?: ContainerState },
+  ) => Effect.Effect<{ readonly exitCode: number; readonly stdout: string; readonly stderr: string }, RuntimeError>
   readonly list: () => Effect.Effect<ReadonlyArray<ContainerState>, RuntimeError>
   readonly state: (name: string) => Effect.Effect<ContainerState, RuntimeError>
   /** Sends a signal by name ("TERM", "SIGKILL", "9"). */

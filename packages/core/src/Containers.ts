@@ -70,8 +70,8 @@ export const find = Effect.fn("Containers.find")(function* (name: string) {
 
 /** Runs argv in container `name`. */
 export const exec = Effect.fn("Containers.exec")(function* (name: string, argv: ReadonlyArray<string>) {
-  const { runtime: rt } = yield* find(name)
-  return yield* rt.exec(name, argv)
+  const { runtime: rt, state } = yield* find(name)
+  return yield* rt.exec(name, argv, { seen: state })
 })
 
 /** Sends a signal (name or number) to container `name`. */

@@ -214,10 +214,11 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
       return [`--process=${file}`]
     })
 
-  const exec = (name: string, argv: ReadonlyArray<string>) =>
+  const exec = (name: string, argv: ReadonlyArray<string>, options: { readonly seen?: ContainerState } = {}) =>
     Effect.scoped(
       Effect.gen(function* () {
-        yield* state(name)
+        // runc exec's own "does not exist" could be the command's words: the state says it first
+        if (!options.seen) yield* state(name)
         const processArgs = yield* crunProcess(name, argv)
         const r = yield* tool(["exec", ...processArgs, name, ...(processArgs.length ? [] : argv)], { okExitCodes: anyExit })
         return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }

@@ -211,7 +211,7 @@ export const runContainer = <O, D>(
     readonly name: From<O, string>
     readonly runtime: From<O, RuntimeName>
     readonly detach: From<O, boolean>
-    /** Polled until true: 20 ms apart (a server is often up within 50 ms), at most `readyTimeoutMs` (default 10 s). */
+    /** Polled until true: 5 ms apart at first, then less often up to 50 ms apart (a server is often up within 50 ms), at most `readyTimeoutMs` (default 10 s). */
     readonly ready: (c: StepContext<O, D>) => Effect.Effect<boolean, unknown, any>
     readonly readyTimeoutMs?: number
   },
@@ -238,7 +238,8 @@ export const runContainer = <O, D>(
       const log = (text: string) => c.emit({ kind: "note", text })
       const waitReady = o.ready(c).pipe(
         Effect.flatMap((yes) => (yes ? Effect.void : Effect.fail("not ready" as const))),
-        Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo(`${o.readyTimeoutMs ?? 10_000} millis`))),
+        // 5 ms apart at first, half as often again each time, never more than 50 ms apart
+        Effect.retry(Schedule.exponential("5 millis", 1.5).pipe(Schedule.either(Schedule.spaced("50 millis")), Schedule.upTo(`${o.readyTimeoutMs ?? 10_000} millis`))),
       )
       if (o.detach(c)) {
         const container = yield* Containers.start({ bundle, name, runtime, log })
