@@ -141,6 +141,8 @@ const normalize = (s: string) =>
     .replace(/demo-redis-\d+/g, "NAME")
     .replace(/,"--port","\d+"/g, "")
     .replace(/\(pid \d+/g, "(pid N")
+    // ps's own PID counts what ran in the container before it (redis forks for SAVE)
+    .replace(/^\s*\d+(\s+\S+\s+ps)$/gm, "N$1")
     .replace(/\d+ bytes/g, "N bytes")
     .replace(/^(\s*\d+\s+\S+\s+)[\d:]+(\s)/gm, "$1T$2")
     .replace(/^.*(Redis version|Ready to accept|Server initialized|\* ).*$/gm, "REDIS-LOG")
