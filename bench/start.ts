@@ -9,7 +9,7 @@ import * as Ostree from "@syscontainers/core/Ostree"
 import { redisEdits } from "../recipes/redis.ts"
 import { repoRoot } from "../test/fixtures/harness.ts"
 import type { Ctx } from "./context.ts"
-import { compare, fmtMs, interleave, median, row, type Row } from "./measure.ts"
+import { compare, fmtMs, interleave, median, row, WARMUP, type Row } from "./measure.ts"
 import { bin, libraryCheckout, libraryPull, removeContainer, rmTree, withSpawn } from "./ours.ts"
 import { makePodman, ulimits, type Podman } from "./podman.ts"
 import { defer, freePort, log, run, runQuiet, waitPong } from "./proc.ts"
@@ -155,12 +155,18 @@ export const recipeRuns = async (ctx: Ctx): Promise<Row[]> => {
           ports[i] = await freePort()
           started.push(() => removeContainer(name(i)))
         },
-        run: async (i) => void stepTotals.cold.push(stepsTotalOf((lastCold = await recipe(i)))),
+        run: async (i) => {
+          lastCold = await recipe(i)
+          if (i >= WARMUP) stepTotals.cold.push(stepsTotalOf(lastCold))
+        },
         cleanup: (i) => removeContainer(name(i)),
       },
       {
         name: "warm",
-        run: async (i) => void stepTotals.warm.push(stepsTotalOf((lastWarm = await recipe(i)))),
+        run: async (i) => {
+          lastWarm = await recipe(i)
+          if (i >= WARMUP) stepTotals.warm.push(stepsTotalOf(lastWarm))
+        },
         cleanup: async (i) => {
           await removeContainer(name(i))
           rmTree(workdir(i))
