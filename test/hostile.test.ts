@@ -82,6 +82,18 @@ test("a big layer with devices, a FIFO and a hardlink to a lower file: streamed,
   }
 })
 
+test("a big layer with 4 MiB of zeros after its end: ostree stops reading early; the pull neither hangs nor fails", async () => {
+  const dir = tempDir("trailer")
+  const img = await buildImage(path.join(dir, "img"), [base, { writer: "own", entries: [{ type: "file", path: "etc/big.bin", content: incompressible }], trailer: new Uint8Array(4 << 20) }])
+  const repoDir = path.join(dir, "ostree")
+  const pulled = run(Effect.flatMap(Ostree.init({ path: repoDir }), (repo) => pull({ from: img.ref, name: "trailer", repo })))
+  const timeout = new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 60_000).unref())
+  const outcome = await Promise.race([pulled.then(() => "pulled" as const), timeout])
+  assert.is(outcome, "pulled")
+  assert.ok(Ostree.hasRef(await run(Ostree.open(repoDir)), "ociimage/trailer_3Alatest"))
+  assert.equal(await ourOstrees(), [])
+})
+
 test("a corrupt big layer in a local layout: skopeo's copy refuses it before anything streams; no refs; no ostree running", async () => {
   const dir = tempDir("corrupt")
   const img = await buildImage(path.join(dir, "img"), [base, { entries: [{ type: "file", path: "etc/big.bin", content: incompressible }] }])

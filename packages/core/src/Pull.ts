@@ -182,7 +182,9 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
             const stream = layer.size >= streamFrom ? new PassThrough({ highWaterMark: 1 << 20 }) : undefined
             const orphan = stream
               ? Ostree.commit(repo, { tree: { tarStream: stream, from: ["gzip", "-dcf", blob] }, subject: layer.digest }).pipe(
-                  Effect.tapError(() => Effect.sync(() => stream.destroy())),
+                  // once ostree is done, by success or failure, nothing reads the stream: the scan
+                  // must not wait on it (bytes after the tar's end, or a refused entry)
+                  Effect.ensuring(Effect.sync(() => stream.destroy())),
                   Effect.either,
                 )
               : Effect.succeed(undefined)
