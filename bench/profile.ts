@@ -99,11 +99,11 @@ const esbuildBin = () => {
 
 /** Whether the bin will run the bundle (packages/core/dist/cli.cjs no older than any source), as the bin decides. */
 export const bundleCurrent = (): boolean =>
-  bundleIsCurrent(path.join(repoRoot, "packages", "core", "dist", "cli.cjs"), [path.join(repoRoot, "packages", "core", "src")])
+  bundleIsCurrent(path.join(repoRoot, "packages", "core", "dist", "cli.cjs"), [path.join(repoRoot, "packages", "core", "src"), path.join(repoRoot, "pnpm-lock.yaml")])
 
 /** Whether a recipe will load the dsl's bundle (packages/dsl/dist/index.cjs), as packages/dsl/index.mjs decides. */
 export const dslBundleCurrent = (): boolean =>
-  bundleIsCurrent(path.join(repoRoot, "packages", "dsl", "dist", "index.cjs"), ["dsl", "core"].map((p) => path.join(repoRoot, "packages", p, "src")))
+  bundleIsCurrent(path.join(repoRoot, "packages", "dsl", "dist", "index.cjs"), [...["dsl", "core"].map((p) => path.join(repoRoot, "packages", p, "src")), path.join(repoRoot, "pnpm-lock.yaml")])
 
 /** What one CLI call and one recipe run pay before their first command: node, tsx, the module graph. */
 const startup = async (ctx: Ctx) => {

@@ -4,7 +4,7 @@ import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createHash } from "node:crypto"
-import { cpSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs"
+import { cpSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
@@ -78,6 +78,19 @@ t("the manifest and config we stored pass the OCI image-spec schemas", async () 
   const configOk = imageSpecValidator("config-schema.json")
   assert.ok(configOk(image.config), JSON.stringify(configOk.errors))
   assert.not.ok(manifestOk({ ...image.manifest, layers: [{ digest: "nope" }] }), "the schema must reject a broken manifest")
+})
+
+t("the repo's caches are extras: a pull whose cache writes fail still pulls, and names the image with all its layers", async () => {
+  const dir = path.join(tempDir("pull-nocache"), "ostree")
+  // a file where the caches' directories go: every cache write fails
+  await run(Ostree.init({ path: dir }))
+  mkdirSync(path.join(dir, "syscontainers"), { recursive: true })
+  for (const d of ["images", "layers"]) writeFileSync(path.join(dir, "syscontainers", d), "not a directory")
+  const r = await run(Effect.flatMap(Ostree.open(dir), (repo) => pull({ from: "docker://redis:alpine", name: "redis", repo })))
+  assert.is(r.layersImported, 3)
+  const refs = await ostreeRefs(dir)
+  assert.ok(refs.includes("ociimage/redis_3Alatest"))
+  for (const l of r.image.manifest.layers) assert.ok(refs.includes(`ociimage/${l.digest.slice(7)}`), l.digest)
 })
 
 t("a second pull of the same manifest is skipped", async () => {

@@ -2,7 +2,7 @@
 // loader exports exactly what its sources do (a recipe sees the same module either way).
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { pathToFileURL } from "node:url"
 import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
@@ -26,11 +26,23 @@ t("bundleIsCurrent: a bundle older than any source, in any subdirectory, does no
   writeFileSync(bundle, "")
   at(path.join(src, "a.ts"), 1000)
   at(path.join(src, "internal", "b.ts"), 1000)
+  at(path.join(src, "internal"), 1000)
+  at(src, 1000)
   at(bundle, 2000)
   assert.is(bundleIsCurrent(bundle, [src]), true)
   at(path.join(src, "internal", "b.ts"), 3000)
   assert.is(bundleIsCurrent(bundle, [src]), false, "a nested source edited after the build")
-  assert.is(bundleIsCurrent(bundle, [path.join(dir, "nowhere")]), false, "an unreadable source directory")
+  // a missing source path is skipped (a lockfile a clone may not have); a file may stand for itself
+  at(path.join(src, "internal", "b.ts"), 1000)
+  at(path.join(src, "internal"), 1000)
+  at(src, 1000)
+  assert.is(bundleIsCurrent(bundle, [src, path.join(dir, "nowhere")]), true, "a missing path is no source")
+  writeFileSync(path.join(dir, "lock.yaml"), "")
+  at(path.join(dir, "lock.yaml"), 3000)
+  assert.is(bundleIsCurrent(bundle, [src, path.join(dir, "lock.yaml")]), false, "a newer lockfile: the bundled dependencies moved")
+  // a deleted source leaves no file to be newer: its directory's mtime tells
+  rmSync(path.join(src, "internal", "b.ts"))
+  assert.is(bundleIsCurrent(bundle, [src]), false, "a source removed after the build")
 })
 
 t("packages/dsl/index.mjs exports exactly what packages/dsl/src/index.ts exports", async () => {

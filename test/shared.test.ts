@@ -3,7 +3,7 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
-import { existsSync, readFileSync, statSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
@@ -98,6 +98,30 @@ t("a spec for a shared bundle roots it read-only at the shared tree (absolute: r
   const w = await run(Containers.exec(started[0]!.name, ["sh", "-c", "echo corrupt > /usr/bin/redis-server; echo $?"]))
   assert.not.equal(w.stdout.trim(), "0", "the write failed")
   assert.not.match(readFileSync(path.join(sharedCheckoutDir(img.repo, img), "rootfs", "usr/bin/redis-server"), "latin1").slice(0, 8), /corrupt/)
+})
+
+t("a leftover where the shared tree goes (an interrupted removal, no marker) is replaced by a whole tree", async () => {
+  const img = await image()
+  const dir = sharedCheckoutDir(img.repo, img)
+  const aside = `${dir}.kept-by-test`
+  renameSync(dir, aside)
+  mkdirSync(path.join(dir, "rootfs", "usr"), { recursive: true })
+  writeFileSync(path.join(dir, "rootfs", "usr", "half"), "what an interrupted rm -r left")
+  const c = await run(applyLayers({ image: img, into: path.join(work, "after-leftover"), shared: true }))
+  assert.ok(existsSync(path.join(dir, ".syscontainers-checkout.json")), "whole: the marker is there")
+  assert.not.ok(existsSync(path.join(c.rootfs, "usr", "half")))
+  assert.equal(diffTrees(snapshotTree(path.join(aside, "rootfs")), snapshotTree(c.rootfs)), [])
+  rmSync(dir, { recursive: true, force: true })
+  renameSync(aside, dir)
+})
+
+t("an image pulled under two names has one shared tree: rmi of one keeps it, rmi of the last removes it", async () => {
+  const repo = await run(Ostree.open(repoDir))
+  await run(pull({ from: "docker://redis:alpine", name: "redis2", repo }))
+  const twin = await run(Images.get(repo, "redis2"))
+  assert.is(sharedCheckoutDir(repo, twin), sharedCheckoutDir(repo, await image()))
+  await run(Images.remove(repo, "redis2"))
+  assert.ok(existsSync(sharedCheckoutDir(repo, twin)), "redis still has it")
 })
 
 t("rmi while containers run on the shared tree: ImageInUse naming them, nothing removed; after rm, rmi removes the tree", async () => {

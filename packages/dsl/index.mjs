@@ -8,7 +8,7 @@ import { loadCached } from "@syscontainers/core/codeCache"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const bundle = path.join(here, "dist", "index.cjs")
-const sources = [path.join(here, "src"), path.join(here, "..", "core", "src")]
+const sources = [path.join(here, "src"), path.join(here, "..", "core", "src"), path.join(here, "..", "..", "pnpm-lock.yaml")]
 const dsl = bundleIsCurrent(bundle, sources) ? loadCached(bundle) : await import("./src/index.ts")
 
 export const {

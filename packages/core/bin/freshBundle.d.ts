@@ -1,2 +1,2 @@
-/** True when `bundle` exists and is at least as new as every file under `sourceDirs`. */
-export declare const bundleIsCurrent: (bundle: string, sourceDirs: ReadonlyArray<string>) => boolean
+/** True when `bundle` exists and is at least as new as every file and directory under `sources` (a missing one is skipped). */
+export declare const bundleIsCurrent: (bundle: string, sources: ReadonlyArray<string>) => boolean

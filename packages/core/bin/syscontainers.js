@@ -9,7 +9,8 @@ const core = path.resolve(__dirname, "..")
 const bundle = path.join(core, "dist", "cli.cjs")
 
 const mainOf = async () => {
-  if (bundleIsCurrent(bundle, [path.join(core, "src")])) return loadCached(bundle).main
+  // the lockfile too: the bundle holds Effect, zx and ajv as they were installed
+  if (bundleIsCurrent(bundle, [path.join(core, "src"), path.join(core, "..", "..", "pnpm-lock.yaml")])) return loadCached(bundle).main
   const { register } = await import("tsx/esm/api")
   register()
   return (await import("../src/Cli.ts")).main

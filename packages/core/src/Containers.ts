@@ -51,6 +51,17 @@ export const runAttached = Effect.fn("Containers.runAttached")(function* (o: Run
   return code
 })
 
+/**
+ * Every container of every runtime, failing when a runtime cannot say (only one that is not
+ * installed counts as having none): for decisions that must not miss one, like removing a tree
+ * containers may run on.
+ */
+export const listStrict = Effect.fn("Containers.listStrict")(function* () {
+  const runtimes = yield* allRuntimes
+  const lists = yield* Effect.forEach(runtimes, (rt) => rt.list().pipe(Effect.catchTag("ToolMissing", () => Effect.succeed<ReadonlyArray<ContainerState>>([]))))
+  return lists.flat()
+})
+
 /** Every container of every runtime. */
 export const list = Effect.fn("Containers.list")(function* () {
   const runtimes = yield* allRuntimes

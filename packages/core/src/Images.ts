@@ -83,18 +83,17 @@ export const list = Effect.fn("Images.list")(function* (repo: Repo) {
 /** Removes a named image, then the layer and config refs no other image uses, then unreachable objects. */
 export const remove = Effect.fn("Images.remove")(function* (repo: Repo, name: string) {
   const image = yield* get(repo, name)
-  const others = (yield* list(repo)).filter((n) => n !== image.name)
-  const stillUsed = new Set<string>()
-  for (const other of others) {
-    const o = yield* get(repo, other)
-    for (const d of [o.manifest.config, ...o.manifest.layers]) stillUsed.add(d.digest)
-  }
+  const others = yield* Effect.forEach((yield* list(repo)).filter((n) => n !== image.name), (n) => get(repo, n))
+  const stillUsed = new Set(others.flatMap((o) => [o.manifest.config, ...o.manifest.layers].map((d) => d.digest)))
   const blobs = [image.manifest.config, ...image.manifest.layers].map((d) => d.digest).filter((d) => !stillUsed.has(d))
-  // first, as it may refuse: the image's shared checkout, unless containers run on it
-  if (existsSync(sharedCheckoutDir(repo, image))) yield* forgetSharedCheckout(image, yield* Containers.list())
+  // first, as it may refuse: the image's shared checkout, unless containers run on it; it goes
+  // with the last image of those layers (an image pulled under two names has one)
+  const shared = sharedCheckoutDir(repo, image)
+  const sameLayers = others.some((o) => sharedCheckoutDir(repo, o) === shared)
+  if (existsSync(shared) && !sameLayers) yield* forgetSharedCheckout(image, yield* Containers.listStrict())
   const existing = new Set(yield* Ostree.refs(repo))
   yield* Ostree.deleteRefs(repo, [image.ref, ...blobs.map(blobRef).filter((r) => existing.has(r))])
-  yield* forgetPlan(repo, image)
+  if (!sameLayers) yield* forgetPlan(repo, image)
   yield* Ostree.prune(repo)
   return image
 })

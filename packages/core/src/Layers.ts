@@ -1,7 +1,7 @@
 // Layers: an image's layers into BUNDLE/rootfs as hardlinks from ostree, bottom-up (union) or top-down (union-add).
 import * as Effect from "effect/Effect"
 import { chmod, chown, lchown, link as hardlinkFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises"
-import { existsSync } from "node:fs"
+import { existsSync, realpathSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "./Ostree.ts"
 import { blobRef } from "./OstreeRefs.ts"
@@ -122,16 +122,48 @@ const sharedCheckout = (image: Image, order: LayerOrder, into: string) =>
     const dir = sharedCheckoutDir(image.repo, image)
     const rootfs = path.join(dir, "rootfs")
     if (existsSync(path.join(dir, markerFile))) return rootfs
-    const tmp = `${dir}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`
+    const tmp = asideOf(dir, "tmp")
     yield* Effect.gen(function* () {
       yield* Effect.promise(() => mkdir(path.join(tmp, "rootfs"), { recursive: true }))
       yield* layDown(image, path.join(tmp, "rootfs"), order, "hardlink", into)
+      // the marker goes in last: a tree with one is whole
       yield* writeMarker(tmp, { mode: "hardlink", image: image.name, digest: image.digest, order })
-      // another maker may have won meanwhile: theirs stands, ours goes
-      yield* Effect.promise(() => rename(tmp, dir).catch(() => rm(tmp, { recursive: true, force: true })))
+      yield* Effect.promise(() => installWhole(tmp, dir, (d) => existsSync(path.join(d, markerFile))))
     }).pipe(Effect.onExit((exit) => (exit._tag === "Failure" ? Effect.promise(() => rm(tmp, { recursive: true, force: true })) : Effect.void)))
     return rootfs
   })
+
+/** A name beside `dir` for a tree on its way in or out, unique to this process and call. */
+const asideOf = (dir: string, why: "tmp" | "gone") => `${dir}.${why}-${process.pid}-${randomBytes(4).toString("hex")}`
+
+/**
+ * Puts the tree made aside at `tmp` in place at `dir`, whole. A `dir` already there is either
+ * whole (another maker won: theirs stands, ours goes) or a leftover that never was (an interrupted
+ * removal): that one is removed and ours goes in.
+ */
+const installWhole = async (tmp: string, dir: string, whole: (dir: string) => boolean): Promise<void> => {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await rename(tmp, dir)
+      return
+    } catch {
+      if (whole(dir)) return rm(tmp, { recursive: true, force: true })
+      await removeWhole(dir)
+    }
+  }
+  throw new Error(`cannot put ${tmp} in place at ${dir}`)
+}
+
+/** Removes a tree so that no reader sees it half gone: renamed aside (one atomic step), then deleted. */
+const removeWhole = async (dir: string): Promise<void> => {
+  const gone = asideOf(dir, "gone")
+  try {
+    await rename(dir, gone)
+  } catch {
+    return // not there
+  }
+  await rm(gone, { recursive: true, force: true })
+}
 
 /** Checks the image's layers out into `into/rootfs` (or uses the shared checkout) and writes `into/manifest.json`. */
 export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLayersOptions) {
@@ -167,6 +199,14 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
   )
 })
 
+const realOf = (p: string): string => {
+  try {
+    return realpathSync(p)
+  } catch {
+    return p
+  }
+}
+
 /** A bundle's root filesystem: the shared checkout its marker names, else its own rootfs/. */
 export const rootfsOf = (bundle: string): Effect.Effect<string> =>
   Effect.map(readMarker(bundle), (m) => m?.rootfs ?? path.join(path.resolve(bundle), "rootfs"))
@@ -184,10 +224,11 @@ export const forgetSharedCheckout = (image: Image, containers: ReadonlyArray<{ r
       const root = yield* Effect.promise(() =>
         readFile(path.join(c.bundle, "config.json"), "utf8").then((t) => (JSON.parse(t) as { root?: { path?: string } }).root?.path, () => undefined),
       )
-      if (root !== undefined && path.resolve(c.bundle, root).startsWith(`${dir}/`)) users.push(c.name)
+      // by real paths: a repo reached through a symlink names the same tree
+      if (root !== undefined && realOf(path.resolve(c.bundle, root)).startsWith(`${realOf(dir)}/`)) users.push(c.name)
     }
     if (users.length > 0) return yield* Effect.fail(new ImageInUse({ image: image.name, containers: users }))
-    yield* Effect.promise(() => rm(dir, { recursive: true, force: true }))
+    yield* Effect.promise(() => removeWhole(dir))
   })
 
 /** Where a repo keeps the merge plans of its images (a layer commit never changes, so neither does a plan). */
@@ -222,20 +263,19 @@ const cachedPlan = (repo: Repo, image: Image) =>
     const cached = yield* Effect.promise(() => readFile(file, "utf8").then((t) => JSON.parse(t) as MergePlan, () => undefined))
     if (cached) return { plan: cached, skipDir: dir }
     const plan = yield* planLayers(repo, image)
-    // written whole into a temp dir, then renamed: a reader never sees half a plan
-    const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`
+    // written whole into a temp dir, then renamed: a reader never sees half a plan (plan.json last)
+    const tmp = asideOf(dir, "tmp")
     yield* Effect.promise(async () => {
       await mkdir(tmp, { recursive: true })
       await Promise.all(plan.batches.map((b, k) => writeFile(path.join(tmp, `batch-${k}.skip`), skipListText(b.skip))))
       await writeFile(path.join(tmp, "plan.json"), JSON.stringify(plan))
-      await rename(tmp, dir).catch(() => rm(tmp, { recursive: true, force: true }))
+      await installWhole(tmp, dir, (d) => existsSync(path.join(d, "plan.json")))
     })
-    return { plan, skipDir: existsSync(file) ? dir : tmp }
+    return { plan, skipDir: dir }
   })
 
 /** Forgets the cached plans of an image (rmi). */
-export const forgetPlan = (repo: Repo, image: Image) =>
-  Effect.promise(() => rm(path.join(planCacheDir(repo), planKey(image)), { recursive: true, force: true }))
+export const forgetPlan = (repo: Repo, image: Image) => Effect.promise(() => removeWhole(path.join(planCacheDir(repo), planKey(image))))
 
 /** Reads a bundle's checkout marker, if it was made by applyLayers. */
 export const readMarker = (bundle: string): Effect.Effect<CheckoutMarker | undefined> =>

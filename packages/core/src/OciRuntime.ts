@@ -4,6 +4,7 @@ import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import os from "node:os"
+import { randomBytes } from "node:crypto"
 import path from "node:path"
 import { Spawn, type ProcessResult, type RunOptions } from "./Spawn.ts"
 import { CommandFailed, ContainerExists, ContainerNotFound, SpecInvalid, ToolMissing } from "./Errors.ts"
@@ -41,6 +42,8 @@ export interface OciRuntimeOptions {
 const anyExit = Array.from({ length: 256 }, (_, i) => i)
 
 const notFound = /does not exist|container not found|no such file or directory/i
+// runc: `level=error msg="runc run failed: container with given ID already exists"`; crun: "container `NAME` already exists"
+const takenBy = /level=error msg="[^"]*container with given ID already exists|^(crun: )?(error: )?container `[^`]+` already exists/m
 
 const notFoundAs = (name: string) => (e: CommandFailed | ToolMissing) =>
   e._tag === "CommandFailed" && notFound.test(e.stderrTail) ? new ContainerNotFound({ name }) : e
@@ -53,6 +56,14 @@ interface RuncListEntry {
   readonly pid: number
   readonly status: ContainerState["status"]
   readonly bundle: string
+}
+
+const readIfThere = (file: string): string => {
+  try {
+    return readFileSync(file, "utf8")
+  } catch {
+    return ""
+  }
 }
 
 /** The signals an attached run passes on to its container while it owns the terminal. */
@@ -175,7 +186,7 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
         const logStart = fstatSync(fd).size
         // the runtime writes the container's pid here: no `state` process to learn it
         mkdirSync(configDir, { recursive: true, mode: 0o700 })
-        const pidFile = path.join(configDir, `${s.name}.pid-${process.pid}`)
+        const pidFile = path.join(configDir, `${s.name}.pid-${process.pid}-${randomBytes(4).toString("hex")}`)
         yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(pidFile, { force: true })))
         // the container inherits these descriptors, so they must be files, never our pipes
         yield* spawn.run(runArgv(["run", "--detach", `--pid-file=${pidFile}`, `--bundle=${s.bundle}`, ...config, s.name]), { stdio: { stdout: fd, stderr: fd } }).pipe(
@@ -184,15 +195,19 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
             Effect.gen(function* () {
               // the runtime wrote its complaint into the log: put what this run wrote where the error can show it
               const tail = readFileSync(log).subarray(logStart).toString("utf8").slice(-4000)
-              // a container that came in between under this name is someone else's: leave it be
-              if (/already exists/i.test(tail)) return yield* Effect.fail(new ContainerExists({ name: s.name, runtime: o.name }))
+              // a container that came in between under this name is someone else's: leave it be (the
+              // runtime's own words; the container writes to this log too)
+              if (takenBy.test(tail)) return yield* Effect.fail(new ContainerExists({ name: s.name, runtime: o.name }))
               yield* remove(s.name, { force: true }).pipe(Effect.ignore)
               return yield* Effect.fail(new CommandFailed({ ...e, stderrTail: tail }))
             }),
           ),
         )
-        const pid = Number(readFileSync(pidFile, "utf8").trim())
-        return { name: s.name, runtime: o.name, pid, status: "running", bundle: s.bundle } satisfies ContainerState
+        const pid = Number(readIfThere(pidFile).trim())
+        // no pid written (a runtime that skipped it): ask the state, as before
+        if (!Number.isInteger(pid) || pid <= 0) return yield* state(s.name)
+        // a container that has already exited is not running any more
+        return { name: s.name, runtime: o.name, pid, status: existsSync(`/proc/${pid}`) ? "running" : "stopped", bundle: s.bundle } satisfies ContainerState
       }),
     )
 

@@ -101,6 +101,9 @@ const layerPresent = (repo: Repo, digest: string, existing: ReadonlySet<string>)
     return present
   })
 
+/** A cache write that may fail (a full disk, a read-only repo) without failing what it caches. */
+const bestEffort = <A, E, R>(e: Effect.Effect<A, E, R>) => e.pipe(Effect.asVoid, Effect.catchAllCause(() => Effect.void))
+
 const presenceFile = (repo: Repo, commit: string) => path.join(repo.path, "syscontainers", "layers", `${commit}.present`)
 
 /** Keeps the verdict for a commit known to carry every layer key (one we wrote, or one checked). */
@@ -142,6 +145,8 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
   }
 
   const created: string[] = []
+  // once the image ref is written the pull has happened: nothing after it may take refs back
+  let named = false
   const work = path.join(repo.path, "tmp", `syscontainers-pull-${randomBytes(6).toString("hex")}`)
   const result = yield* Effect.gen(function* () {
     const layout = path.join(work, "layout")
@@ -213,7 +218,7 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
             if (scan.devices.length + scan.implicitDirs.length + scan.externalHardlinks.length > 0) metadata[layerExtrasKey] = JSON.stringify(extras)
             created.push(branch)
             // its metadata holds every layer key: the next image sharing the layer need not ask ostree
-            yield* rememberPresent(repo, yield* Ostree.commit(repo, { branch, tree, metadata, subject: layer.digest }))
+            yield* rememberPresent(repo, yield* Ostree.commit(repo, { branch, tree, metadata, subject: layer.digest })).pipe(bestEffort)
           }
           done += 1
           report({ kind: "layer", digest: layer.digest, size: layer.size, state: present ? "reused" : "imported", done, total: manifest.layers.length })
@@ -248,9 +253,13 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
         // the source's own manifest digest (skopeo may convert the manifest on the way into the layout)
         "syscontainers.source-digest": sourceDigestNow,
       },
-    })
+    }).pipe(
+      // the ref and the flag together: a Ctrl-C in between would take back the layers of a named image
+      Effect.tap(() => Effect.sync(() => (named = true))),
+      Effect.uninterruptible,
+    )
     // what the next Images.get would read back with three ostree processes, kept now
-    yield* Images.remember(repo, imageCommit, { digest: manifestDesc.digest, manifest, config, sourceDigest: sourceDigestNow })
+    yield* Images.remember(repo, imageCommit, { digest: manifestDesc.digest, manifest, config, sourceDigest: sourceDigestNow }).pipe(bestEffort)
     report({ kind: "done", image: name, digest: manifestDesc.digest })
     const imported = outcomes.filter((x) => !x.present)
     const reused = outcomes.filter((x) => x.present)
@@ -266,7 +275,7 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
   }).pipe(
     // a failed or interrupted pull takes back the refs it wrote, so nothing half-made stays named
     Effect.onExit((exit) =>
-      exit._tag === "Failure" && created.length > 0
+      exit._tag === "Failure" && !named && created.length > 0
         ? Ostree.refs(repo).pipe(
             Effect.flatMap((now) => Ostree.deleteRefs(repo, created.filter((r) => now.includes(r)))),
             Effect.ignore,
