@@ -231,10 +231,11 @@ for (const rtName of runtimes) {
         const ex = yield* rt.exec(name, ["sh", "-c", "hostname; pwd; echo $PROBE; id -u"])
         yield* rt.kill(name, "TERM")
         const after = yield* waitForStatus(rt, name, "stopped")
+        const killStopped = yield* rt.kill(name, "TERM").pipe(Effect.flip)
         yield* rt.delete(name)
         const gone = yield* rt.state(name).pipe(Effect.flip)
         const stillListed = (yield* rt.list()).some((c) => c.name === name)
-        return { started, listed, ex, after, gone: gone._tag, stillListed }
+        return { started, listed, ex, after, killStopped, gone: gone._tag, stillListed }
       }),
     )
     assert.is(r.started.status, "running")
@@ -244,6 +245,8 @@ for (const rtName of runtimes) {
     assert.equal(r.listed, ["running"])
     assert.equal(r.ex, { exitCode: 0, stdout: "probe-host\n/work\nfrom-config\n0\n", stderr: "" })
     assert.is(r.after, "stopped")
+    assert.is(r.killStopped._tag, "ContainerNotRunning", r.killStopped.message)
+    assert.match(r.killStopped.message, new RegExp(`container ${name} is not running \\(${rtName}\\)`))
     assert.is(readFileSync(path.join(w().bundle.dir, `${name}.log`), "utf8"), "up\ngot-TERM\n")
     assert.is(r.gone, "ContainerNotFound")
     assert.is(r.stillListed, false)
@@ -283,7 +286,7 @@ for (const rtName of runtimes) {
         return { bad, status, left: (yield* rt.list()).filter((c) => c.name === name) }
       }),
     )
-    assert.is(r.bad._tag, "CommandFailed")
+    assert.is(r.bad._tag, "InvalidInput")
     assert.match(r.bad.message, /unknown signal "NOSUCHSIGNAL"/)
     assert.is(r.status, "running")
     assert.equal(r.left, [])

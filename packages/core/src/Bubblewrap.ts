@@ -5,7 +5,7 @@ import * as Fiber from "effect/Fiber"
 import { closeSync, constants, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs"
 import path from "node:path"
 import type { ContainerRuntime, ContainerState, RuntimeError, StartOptions } from "./ContainerRuntime.ts"
-import { CommandFailed, ContainerExists, ContainerNotFound, SpecInvalid, ToolMissing, type SpecViolation } from "./Errors.ts"
+import { CommandFailed, ContainerExists, ContainerNotFound, ContainerNotRunning, SpecInvalid, ToolMissing, unknownSignal, type SpecViolation } from "./Errors.ts"
 import { Spawn } from "./Spawn.ts"
 import { bwrapArgs, encodeArgs, splitCommand, type BwrapTranslation, type IdMapEntry } from "./internal/bwrapArgs.ts"
 import { launchArgv, which } from "./internal/bwrapLaunch.ts"
@@ -323,7 +323,7 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
     Effect.gen(function* () {
       const dir = yield* existing(name)
       const s = readState(dir)
-      if (!s || s.pid <= 0 || !isAlive(s.pid, s.pidStartTime)) return yield* Effect.fail(refused(verb, name, `container ${name} is not running`))
+      if (!s || s.pid <= 0 || !isAlive(s.pid, s.pidStartTime)) return yield* Effect.fail(new ContainerNotRunning({ name, runtime: "bwrap" }))
       return s
     })
 
@@ -371,7 +371,7 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
 
   const kill = Effect.fn("Bubblewrap.kill")(function* (name: string, signal = "TERM") {
     const signo = parseSignal(signal)
-    if (signo === undefined) return yield* Effect.fail(refused("kill", name, `unknown signal ${JSON.stringify(signal)}; use a name like TERM or SIGKILL, or a number`))
+    if (signo === undefined) return yield* Effect.fail(unknownSignal(signal))
     const s = yield* running("kill", name)
     yield* Effect.try({ try: () => process.kill(s.pid, signo), catch: (e) => refused("kill", name, `kill ${s.pid}: ${String(e)}`) })
   })

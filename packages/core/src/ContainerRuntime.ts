@@ -1,6 +1,6 @@
 // ContainerRuntime: what every runtime (runc, crun, bubblewrap) offers, so callers pick one per container.
 import type * as Effect from "effect/Effect"
-import type { CommandFailed, ContainerExists, ContainerNotFound, SpecInvalid, ToolMissing } from "./Errors.ts"
+import type { CommandFailed, ContainerExists, ContainerNotFound, ContainerNotRunning, InvalidInput, SpecInvalid, ToolMissing } from "./Errors.ts"
 
 /** The runtimes we drive. */
 export type RuntimeName = "runc" | "crun" | "bwrap"
@@ -21,7 +21,7 @@ export interface StartOptions {
 }
 
 /** Errors a runtime operation can end in. */
-export type RuntimeError = CommandFailed | ToolMissing | ContainerExists | ContainerNotFound | SpecInvalid
+export type RuntimeError = CommandFailed | ToolMissing | ContainerExists | ContainerNotFound | ContainerNotRunning | InvalidInput | SpecInvalid
 
 /** One runtime's lifecycle verbs (names follow runc's). */
 export interface ContainerRuntime {

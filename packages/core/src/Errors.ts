@@ -107,6 +107,16 @@ export class ContainerExists extends Data.TaggedError("ContainerExists")<{
   }
 }
 
+/** The container exists but its process is gone: nothing to signal or exec into. */
+export class ContainerNotRunning extends Data.TaggedError("ContainerNotRunning")<{
+  readonly name: string
+  readonly runtime: string
+}> {
+  override get message() {
+    return `container ${this.name} is not running (${this.runtime}); remove it with 'syscontainers rm ${this.name}', then run it again`
+  }
+}
+
 /** No container of that name in any runtime's state. */
 export class ContainerNotFound extends Data.TaggedError("ContainerNotFound")<{
   readonly name: string
@@ -147,3 +157,7 @@ export class ImageInUse extends Data.TaggedError("ImageInUse")<{
     return `${this.image} is in use: containers ${this.containers.join(", ")} run on its shared checkout; remove them first ('syscontainers rm NAME')`
   }
 }
+
+/** A signal given by a name or number no signal has. */
+export const unknownSignal = (signal: string) =>
+  new InvalidInput({ input: signal, reason: `unknown signal ${JSON.stringify(signal)}`, fix: "Use a name like TERM or SIGKILL, or a number" })

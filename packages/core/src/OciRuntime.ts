@@ -7,7 +7,7 @@ import os from "node:os"
 import { randomBytes } from "node:crypto"
 import path from "node:path"
 import { Spawn, type ProcessResult, type RunOptions } from "./Spawn.ts"
-import { CommandFailed, ContainerExists, ContainerNotFound, SpecInvalid, ToolMissing } from "./Errors.ts"
+import { CommandFailed, ContainerExists, ContainerNotFound, ContainerNotRunning, SpecInvalid, ToolMissing, unknownSignal } from "./Errors.ts"
 import type { ContainerRuntime, ContainerState, RuntimeName, StartOptions } from "./ContainerRuntime.ts"
 import { parseSignal } from "./internal/signals.ts"
 import { validName } from "./internal/bwrapState.ts"
@@ -107,9 +107,12 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
     Effect.gen(function* () {
       const signo = parseSignal(signal)
       // crun 1.8 takes an unknown name for signal 0 and says nothing: check it ourselves
-      if (signo === undefined)
-        return yield* Effect.fail(new CommandFailed({ argv: [...base(), "kill", name, signal], exitCode: 1, signal: null, stderrTail: `unknown signal ${JSON.stringify(signal)}; use a name like TERM or SIGKILL, or a number` }))
-      yield* tool(["kill", name, String(signo)]).pipe(Effect.mapError(notFoundAs(name)))
+      if (signo === undefined) return yield* Effect.fail(unknownSignal(signal))
+      yield* tool(["kill", name, String(signo)]).pipe(
+        Effect.mapError(notFoundAs(name)),
+        // runc: "container not running"; crun: "kill container: No such process"
+        Effect.mapError((e) => (e._tag === "CommandFailed" && /container not running|No such process/.test(e.stderrTail) ? new ContainerNotRunning({ name, runtime: o.name }) : e)),
+      )
     })
 
   const remove = (name: string, options: { readonly force?: boolean } = {}) =>
