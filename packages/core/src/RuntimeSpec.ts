@@ -197,24 +197,19 @@ const arrayAt = (v: unknown, key: string): ReadonlyArray<unknown> => {
 }
 
 /** The checkout mode the bundle's marker records; a marker we cannot read counts as hardlink (the unsafe case). */
-/** The shared checkout a bundle runs on (its marker's `rootfs`), if it has no rootfs of its own. */
-const sharedRootfs = (bundle: string): string | undefined => {
-  try {
-    const rootfs = (JSON.parse(readFileSync(path.join(bundle, checkoutMarker), "utf8")) as { rootfs?: unknown }).rootfs
-    return typeof rootfs === "string" ? rootfs : undefined
-  } catch {
-    return undefined
-  }
-}
-
-const checkoutMode = (bundle: string): string | undefined => {
+/**
+ * What a bundle's checkout marker says: how the rootfs was made (a marker we cannot read counts
+ * as hardlinks, the careful answer) and the shared checkout it runs on, if it has no rootfs of its
+ * own. Undefined without a marker.
+ */
+const checkoutOf = (bundle: string): { readonly mode: string; readonly rootfs?: string } | undefined => {
   const file = path.join(bundle, checkoutMarker)
   if (!existsSync(file)) return undefined
   try {
-    const mode = (JSON.parse(readFileSync(file, "utf8")) as { mode?: unknown }).mode
-    return typeof mode === "string" ? mode : "hardlink"
+    const m = JSON.parse(readFileSync(file, "utf8")) as { mode?: unknown; rootfs?: unknown }
+    return { mode: typeof m.mode === "string" ? m.mode : "hardlink", ...(typeof m.rootfs === "string" ? { rootfs: m.rootfs } : {}) }
   } catch {
-    return "hardlink"
+    return { mode: "hardlink" }
   }
 }
 
@@ -241,7 +236,7 @@ const crossFieldViolations = (config: unknown, context: ValidateContext): SpecVi
   if (context.bundle !== undefined) {
     const bundle = context.bundle
     const root = config["root"]
-    if (checkoutMode(bundle) === "hardlink" && !(isObject(root) && root["readonly"] === true))
+    if (checkoutOf(bundle)?.mode === "hardlink" && !(isObject(root) && root["readonly"] === true))
       out.push({
         pointer: "/root/readonly",
         message: `must be true: the rootfs is hardlinked to the ostree store; a writable root would corrupt it; check out a copy (mode: copy) instead (per ${checkoutMarker})`,
@@ -358,7 +353,7 @@ export const generate = Effect.fn("RuntimeSpec.generate")(
     }
     const terminal = o.terminal ?? stdin.isTTY === true
     // a bundle on the image's shared checkout names it: runc refuses a rootfs that is a symlink
-    const shared = sharedRootfs(o.bundle)
+    const shared = checkoutOf(o.bundle)?.rootfs
     const config: RuntimeConfig = { ...spec, process: { ...(spec.process ?? { cwd: "/" }), terminal }, ...(shared ? { root: { path: shared, readonly: true } } : {}) }
     yield* writeChecked(o.bundle, config, [])
     return config
