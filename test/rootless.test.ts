@@ -1,7 +1,7 @@
 // rootless: a real non-root user pulls, checks out and runs redis with its own repo and runtime dir.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs"
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs"
 import path from "node:path"
 import { cleanupTemps, freePort, repoRoot, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
@@ -34,7 +34,7 @@ t.before(loud("before", async () => {
   chownSync(runtimeDir, uid, uid)
 }))
 t.after(async () => {
-  await sc("rm", "--force", "rl-redis")
+  for (const n of ["rl-redis", "rl-shared0", "rl-shared1"]) await sc("rm", "--force", n)
   await shAny(["pkill", "-u", user])
   await shAny(["userdel", "--remove", user])
   cleanupTemps()
@@ -94,6 +94,40 @@ t("kill and rm as the user leave nothing", async () => {
   assert.is((await sc("rm", "--force", "rl-redis")).exitCode, 0)
   assert.not.ok(existsSync(path.join(runtimeDir, "syscontainers/runc/rl-redis")))
   rmSync(path.join(home, "cont1"), { recursive: true, force: true })
+})
+
+t("--shared as the user: two containers on one tree in the user's repo, both answer; rmi refused while they run, done after", async () => {
+  const repo = path.join(home, ".local/share/containers/syscontainers/repo")
+  const ports = [await freePort(), await freePort()]
+  for (const [i, port] of ports.entries()) {
+    const bundle = path.join(home, `shared${i}`)
+    for (const args of [
+      ["checkout", "redis", bundle, "--shared"],
+      ["spec", bundle, "--rootless", "--from-image", "redis"],
+      ["patch", bundle, "--edits", JSON.stringify([{ kind: "args", args: ["redis-server", "--port", String(port)] }, { kind: "tmpfs", destination: "/tmp" }, { kind: "tmpfs", destination: "/var/run" }])],
+      ["run", bundle, `rl-shared${i}`, "--detach"],
+    ]) {
+      const r = await sc(...args)
+      assert.is(r.exitCode, 0, `${args.join(" ")}: ${r.stderr}`)
+    }
+    assert.not.ok(existsSync(path.join(bundle, "rootfs")), "no tree of the bundle's own")
+    assert.ok(JSON.parse(readFileSync(path.join(bundle, "config.json"), "utf8")).root.path.startsWith(path.join(repo, "syscontainers", "rootfs") + "/"))
+  }
+  for (const port of ports) {
+    let pong = ""
+    for (let i = 0; i < 100 && pong !== "PONG"; i++) {
+      pong = (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
+      if (pong !== "PONG") await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.is(pong, "PONG")
+  }
+  const refused = await sc("rmi", "redis")
+  assert.is(refused.exitCode, 1)
+  assert.match(refused.stderr, /in use: containers rl-shared0, rl-shared1/)
+  for (const i of [0, 1]) assert.is((await sc("rm", "--force", `rl-shared${i}`)).exitCode, 0)
+  const removed = await sc("rmi", "redis")
+  assert.is(removed.exitCode, 0, removed.stderr)
+  assert.not.ok(existsSync(path.join(repo, "syscontainers", "rootfs")) && readdirSync(path.join(repo, "syscontainers", "rootfs")).length > 0, "the shared tree went with the image")
 })
 
 t.run()
