@@ -10,7 +10,7 @@ import { applyLayers } from "../packages/core/src/Layers.ts"
 import * as RuntimeSpec from "../packages/core/src/RuntimeSpec.ts"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
-import { cleanupTemps, failure, freePort, run, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, freePort, run, sh, tempDir, loud, pongWithin } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 
@@ -48,14 +48,7 @@ const redisBundle = async (dir: string, port: number) =>
     }),
   )
 
-const ping = async (port: number) => (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
-const waitPong = async (port: number) => {
-  for (let i = 0; i < 100; i++) {
-    if ((await ping(port)) === "PONG") return true
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return false
-}
+
 
 t.before(loud("before", async () => {
   mirror = await useMirror()
@@ -77,7 +70,7 @@ t("redis runs detached from the store and answers PONG from the host", async () 
   assert.is(runtimeSpecErrors(JSON.parse(readFileSync(path.join(bundle, "config.json"), "utf8"))), "", "the official runtime-spec schema")
   const c = await run(Containers.start({ bundle, name }))
   assert.ok(c.pid > 0)
-  assert.ok(await waitPong(port), "redis answers")
+  assert.is(await pongWithin(port), "PONG", "redis answers")
   const list = await run(Containers.list())
   assert.ok(list.some((s) => s.name === name && s.status === "running" && s.runtime === "runc"))
   const ps = await run(Containers.exec(name, ["ps"]))

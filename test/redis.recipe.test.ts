@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
-import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
+import { cleanupTemps, freePort, repoRoot, run, sh, shAny, tempDir, loud, redisPing as ping } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 import { Spawn } from "../packages/core/src/Spawn.ts"
@@ -31,7 +31,6 @@ const scriptFile = (name: string) => {
   return path.join(scriptDir, name)
 }
 
-const ping = async (port: number) => (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
 
 t.before(loud("before", async () => {
   mirror = await useMirror()

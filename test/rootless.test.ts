@@ -3,7 +3,7 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from "node:fs"
 import path from "node:path"
-import { cleanupTemps, freePort, repoRoot, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
+import { cleanupTemps, freePort, repoRoot, sh, shAny, tempDir, loud, pongWithin } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("rootless")
@@ -68,12 +68,7 @@ t("checkout, rootless spec from the image, run detached: PONG from the host", as
     const r = await sc(...args)
     assert.is(r.exitCode, 0, `${args.join(" ")}: ${r.stderr}`)
   }
-  let pong = ""
-  for (let i = 0; i < 100 && pong !== "PONG"; i++) {
-    pong = (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
-    if (pong !== "PONG") await new Promise((r) => setTimeout(r, 100))
-  }
-  assert.is(pong, "PONG")
+  assert.is(await pongWithin(port), "PONG")
   // the container's processes belong to the user on the host
   const ps = await sc("ps", "--json")
   const mine = (JSON.parse(ps.stdout) as Array<{ name: string; pid: number; status: string }>).find((c) => c.name === "rl-redis")
@@ -114,12 +109,7 @@ t("--shared as the user: two containers on one tree in the user's repo, both ans
     assert.ok(JSON.parse(readFileSync(path.join(bundle, "config.json"), "utf8")).root.path.startsWith(path.join(repo, "syscontainers", "rootfs") + "/"))
   }
   for (const port of ports) {
-    let pong = ""
-    for (let i = 0; i < 100 && pong !== "PONG"; i++) {
-      pong = (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
-      if (pong !== "PONG") await new Promise((r) => setTimeout(r, 100))
-    }
-    assert.is(pong, "PONG")
+    assert.is(await pongWithin(port), "PONG")
   }
   const refused = await sc("rmi", "redis")
   assert.is(refused.exitCode, 1)

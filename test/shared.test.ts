@@ -12,7 +12,7 @@ import { applyLayers, sharedCheckoutDir } from "../packages/core/src/Layers.ts"
 import * as RuntimeSpec from "../packages/core/src/RuntimeSpec.ts"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { makeSpawn, Spawn } from "../packages/core/src/Spawn.ts"
-import { cleanupTemps, failure, freePort, run, sh, shAny, skopeo, tempDir, loud } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, freePort, run, sh, skopeo, tempDir, loud, pongWithin } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 import { diffTrees, snapshotTree } from "./fixtures/tree.ts"
@@ -88,12 +88,7 @@ t("a spec for a shared bundle roots it read-only at the shared tree (absolute: r
     started.push({ port, name })
   }
   for (const { port } of started) {
-    let pong = ""
-    for (let i = 0; i < 100 && pong !== "PONG"; i++) {
-      pong = (await shAny(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "ping"])).stdout.trim()
-      if (pong !== "PONG") await new Promise((r) => setTimeout(r, 50))
-    }
-    assert.is(pong, "PONG")
+    assert.is(await pongWithin(port), "PONG")
   }
   const w = await run(Containers.exec(started[0]!.name, ["sh", "-c", "echo corrupt > /usr/bin/redis-server; echo $?"]))
   assert.not.equal(w.stdout.trim(), "0", "the write failed")
