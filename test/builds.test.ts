@@ -55,7 +55,8 @@ t("loadCached: runs a CommonJS bundle, writes V8's code cache at exit, takes it 
   const bundle = path.join(dir, "b.cjs")
   const runner = path.join(dir, "run.cjs")
   writeFileSync(runner, `const { loadCached } = require(${JSON.stringify(path.join(repoRoot, "packages/core/bin/codeCache.js"))})\nconsole.log(loadCached(${JSON.stringify(bundle)}).answer())`)
-  const answer = async () => (await sh(["node", runner])).trim()
+  // this process's node: cacheFileOf names V8's version
+  const answer = async () => (await sh([process.execPath, runner])).trim()
   writeFileSync(bundle, "exports.answer = () => 'one:' + require('node:path').basename(__filename)")
   at(bundle, 5000)
   const first = cacheFileOf(bundle)

@@ -8,11 +8,12 @@ const vm = require("node:vm")
 /**
  * The cache's file for the bundle as it is now. V8 refuses a cache made by another V8 or with other
  * flags, but knows its source only by length: the bundle's size and mtime in the name keep a cache
- * from ever meeting a rebuilt bundle of the same length.
+ * from ever meeting a rebuilt bundle of the same length, and V8's version keeps the project's pinned
+ * node and a system node (each may run the bundle) from overwriting each other's cache at every start.
  */
 const cacheFileOf = (bundle) => {
   const st = statSync(bundle)
-  return `${bundle}.${st.size}-${Math.trunc(st.mtimeMs)}.v8cache`
+  return `${bundle}.${st.size}-${Math.trunc(st.mtimeMs)}-v8-${process.versions.v8}.v8cache`
 }
 
 /** Every cache file a bundle ever had (a rebuild removes them). */
