@@ -4,7 +4,7 @@ import path from "node:path"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import type { LayerOrder } from "@syscontainers/core/Layers"
 import type { Edit } from "@syscontainers/core/RuntimeSpec"
-import { Containers, Effect, Spawn, checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, pullImage, recipe, runCommand, runContainer, showImage } from "@syscontainers/dsl"
+import { Containers, Effect, Spawn, type StepEvent, checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, pullImage, recipe, runCommand, runContainer, showImage } from "@syscontainers/dsl"
 import { withOfflineMirror } from "./offline-mirror.ts"
 
 export const redisRecipe = recipe({
@@ -91,25 +91,19 @@ export const redisRecipe = recipe({
     },
     run: (c) =>
       Effect.gen(function* () {
-        const pong = (yield* ping(c.options)).trim()
-        c.emit({ kind: "excerpt", label: "redis-cli ping", text: pong })
-        if (pong !== "PONG") return yield* Effect.fail(new Error(`redis answered ${JSON.stringify(pong)}, not PONG`))
-        yield* cli(c.options, ["set", "greeting", "hello-from-syscontainers"])
-        const got = (yield* cli(c.options, ["get", "greeting"])).trim()
-        c.emit({ kind: "excerpt", label: "redis-cli get greeting", text: got })
-        if (got !== "hello-from-syscontainers") return yield* Effect.fail(new Error(`GET returned ${JSON.stringify(got)}`))
-        yield* cli(c.options, ["save"])
-        const dump = path.join(c.workdir, "cont1", "data", "dump.rdb")
-        if (!existsSync(dump)) return yield* Effect.fail(new Error(`SAVE left no ${dump} on the host`))
-        c.emit({ kind: "note", text: `SAVE wrote ${path.relative(c.workdir, dump)} on the host` })
-        const ps = yield* Containers.exec(c.options.name, ["ps"])
+        // the ps inside and the client outside do not wait for each other: both at once
+        const [, ps] = yield* Effect.all([userRoundTrip(c), Containers.exec(c.options.name, ["ps"])], { concurrency: 2 })
         c.emit({ kind: "excerpt", label: `${c.options.runtime} exec ${c.options.name} ps`, text: ps.stdout })
         const pid1 = ps.stdout.split("\n").find((l) => /^\s*1\s/.test(l)) ?? ""
         if (!pid1.includes("redis-server")) return yield* Effect.fail(new Error(`PID 1 is not redis-server:\n${ps.stdout}`))
         const log = path.join(c.workdir, "cont1", `${c.options.name}.log`)
         if (existsSync(log)) {
           const { readFileSync } = yield* Effect.promise(() => import("node:fs"))
-          const banner = readFileSync(log, "utf8").split("\n").filter((l) => /Redis version|Ready to accept/.test(l))
+          // the log keeps every earlier run of this name: this run's banner is the last one
+          const lines = readFileSync(log, "utf8").split("\n")
+          let start = 0
+          lines.forEach((l, i) => (start = l.includes("Redis version") ? i : start))
+          const banner = lines.slice(start).filter((l) => /Redis version|Ready to accept/.test(l))
           if (banner.length) c.emit({ kind: "excerpt", label: `the redis banner (cont1/${c.options.name}.log)`, text: banner.join("\n") })
         }
         // attached, like the seed: redis keeps the terminal until Ctrl-C
@@ -118,7 +112,7 @@ export const redisRecipe = recipe({
           c.emit({ kind: "note", text: "redis runs in the foreground; press Ctrl-C to stop it" })
           yield* attached
         }
-        return { pong, ps: ps.stdout }
+        return { pong: "PONG", ps: ps.stdout }
       }),
   })
 
@@ -143,6 +137,22 @@ const cli = (o: RedisOptions, args: ReadonlyArray<string>) =>
     : Effect.flatMap(Spawn, (s) => s.run(["redis-cli", "-h", "127.0.0.1", "-p", String(o.port), ...args])).pipe(Effect.map((r) => r.stdout))
 
 const ping = (o: RedisOptions) => cli(o, ["ping"])
+
+/** What a user types at redis: PING answers PONG, a value round-trips, SAVE leaves dump.rdb in cont1/data on the host. */
+const userRoundTrip = (c: { readonly options: RedisOptions; readonly workdir: string; readonly emit: (e: StepEvent) => void }) =>
+  Effect.gen(function* () {
+    const pong = (yield* ping(c.options)).trim()
+    c.emit({ kind: "excerpt", label: "redis-cli ping", text: pong })
+    if (pong !== "PONG") return yield* Effect.fail(new Error(`redis answered ${JSON.stringify(pong)}, not PONG`))
+    yield* cli(c.options, ["set", "greeting", "hello-from-syscontainers"])
+    const got = (yield* cli(c.options, ["get", "greeting"])).trim()
+    c.emit({ kind: "excerpt", label: "redis-cli get greeting", text: got })
+    if (got !== "hello-from-syscontainers") return yield* Effect.fail(new Error(`GET returned ${JSON.stringify(got)}`))
+    yield* cli(c.options, ["save"])
+    const dump = path.join(c.workdir, "cont1", "data", "dump.rdb")
+    if (!existsSync(dump)) return yield* Effect.fail(new Error(`SAVE left no ${dump} on the host`))
+    c.emit({ kind: "note", text: `SAVE wrote ${path.relative(c.workdir, dump)} on the host` })
+  })
 
 if (isMain(import.meta.url)) {
   process.exitCode = await withOfflineMirror(() =>
