@@ -1,5 +1,5 @@
 // The seed walkthrough: redis from docker://redis:alpine, stored in ostree, run by runc with no daemon.
-import { existsSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import path from "node:path"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import type { LayerOrder } from "@syscontainers/core/Layers"
@@ -91,15 +91,16 @@ export const redisRecipe = recipe({
     },
     run: (c) =>
       Effect.gen(function* () {
-        // the ps inside and the client outside do not wait for each other: both at once
-        const [, ps] = yield* Effect.all([userRoundTrip(c), Containers.exec(c.options.name, ["ps"])], { concurrency: 2 })
+        const pong = yield* userRoundTrip(c)
+        const ps = yield* Containers.exec(c.options.name, ["ps"])
         c.emit({ kind: "excerpt", label: `${c.options.runtime} exec ${c.options.name} ps`, text: ps.stdout })
         const pid1 = ps.stdout.split("\n").find((l) => /^\s*1\s/.test(l)) ?? ""
         if (!pid1.includes("redis-server")) return yield* Effect.fail(new Error(`PID 1 is not redis-server:\n${ps.stdout}`))
+        const attached = c.results.run.attached
         const log = path.join(c.workdir, "cont1", `${c.options.name}.log`)
-        if (existsSync(log)) {
-          const { readFileSync } = yield* Effect.promise(() => import("node:fs"))
-          // the log keeps every earlier run of this name: this run's banner is the last one
+        // detached, redis writes to the log (attached, to the terminal): the log keeps every earlier
+        // detached run of this name, so this run's banner is the last one
+        if (!attached && existsSync(log)) {
           const lines = readFileSync(log, "utf8").split("\n")
           let start = 0
           lines.forEach((l, i) => (start = l.includes("Redis version") ? i : start))
@@ -107,12 +108,11 @@ export const redisRecipe = recipe({
           if (banner.length) c.emit({ kind: "excerpt", label: `the redis banner (cont1/${c.options.name}.log)`, text: banner.join("\n") })
         }
         // attached, like the seed: redis keeps the terminal until Ctrl-C
-        const attached = c.results.run.attached
         if (attached) {
           c.emit({ kind: "note", text: "redis runs in the foreground; press Ctrl-C to stop it" })
           yield* attached
         }
-        return { pong: "PONG", ps: ps.stdout }
+        return { pong, ps: ps.stdout }
       }),
   })
 
@@ -152,6 +152,7 @@ const userRoundTrip = (c: { readonly options: RedisOptions; readonly workdir: st
     const dump = path.join(c.workdir, "cont1", "data", "dump.rdb")
     if (!existsSync(dump)) return yield* Effect.fail(new Error(`SAVE left no ${dump} on the host`))
     c.emit({ kind: "note", text: `SAVE wrote ${path.relative(c.workdir, dump)} on the host` })
+    return pong
   })
 
 if (isMain(import.meta.url)) {

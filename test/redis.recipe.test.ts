@@ -103,6 +103,9 @@ t("--json: one JSON event per line, every step started and done", async () => {
   assert.match(again.stderr, /pull skipped: the repo already holds this manifest/)
   assert.match(again.stderr, /unchanged .* reused/)
   assert.is(await ping(port), "PONG")
+  // the log holds both runs' output; the banner shown is this run's alone
+  assert.is(readFileSync(path.join(work, "cont1", `${n}.log`), "utf8").match(/Redis version/g)?.length, 2)
+  assert.is(again.stderr.match(/Redis version/g)?.length, 1, again.stderr)
   const ps = await sh(["node", path.join(repoRoot, "packages/core/bin/syscontainers.js"), "ps"])
   assert.match(ps, new RegExp(`${n}\\s+runc\\s+\\d+\\s+running`))
 })
