@@ -12,6 +12,7 @@ import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
 import { cleanupTemps, failure, freePort, run, sh, tempDir, loud, pongWithin } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+import { Spawn, makeSpawn } from "../packages/core/src/Spawn.ts"
 import { runtimeSpecErrors } from "./fixtures/ociSchemas.ts"
 
 const t = suite("Containers")
@@ -77,6 +78,11 @@ t("redis runs detached from the store and answers PONG from the host", async () 
   assert.match(ps.stdout.split("\n").find((l) => /^\s*1\s/.test(l)) ?? "", /redis-server/)
   // state is per user, in our own root
   assert.ok(existsSync(path.join(stateRootFor("runc"), name)))
+  // the runtime holding it is known from that directory: exec is the one process, no `runc state` first
+  const ran: string[][] = []
+  const again = await Effect.runPromise(Containers.exec(name, ["true"]).pipe(Effect.provideService(Spawn, makeSpawn(({ argv, result }) => void (result && ran.push([...argv]))))))
+  assert.is(again.exitCode, 0)
+  assert.equal(ran.map((argv) => argv.filter((a) => !a.startsWith("--root=")).slice(0, 2)), [["runc", "exec"]])
 })
 
 t("a name in use: ContainerExists, and the running one is untouched", async () => {

@@ -31,13 +31,14 @@ export interface ContainerRuntime {
   /** Starts detached, stdout/stderr to `BUNDLE/<name>.log`; resolves once the container runs. */
   readonly runDetached: (o: StartOptions) => Effect.Effect<ContainerState, RuntimeError>
   /** Runs argv inside the running container; stdout/stderr are returned. */
-  /** `seen`: the container's state as the caller has just read it, so the runtime need not ask again. */
-  readonly exec: (
-    name: string,
-    argv: ReadonlyArray<string>,
-    options?: { readonly seen?: ContainerState },
-  ) => Effect.Effect<{ readonly exitCode: number; readonly stdout: string; readonly stderr: string }, RuntimeError>
+  readonly exec: (name: string, argv: ReadonlyArray<string>) => Effect.Effect<{ readonly exitCode: number; readonly stdout: string; readonly stderr: string }, RuntimeError>
   readonly list: () => Effect.Effect<ReadonlyArray<ContainerState>, RuntimeError>
+  /**
+   * Whether this runtime keeps a container by that name, known from the filesystem without running
+   * anything (runc and crun keep one as a directory of their state root); absent where only asking
+   * the runtime can tell.
+   */
+  readonly holds?: (name: string) => boolean
   readonly state: (name: string) => Effect.Effect<ContainerState, RuntimeError>
   /** Sends a signal by name ("TERM", "SIGKILL", "9"). */
   readonly kill: (name: string, signal?: string) => Effect.Effect<void, RuntimeError>

@@ -79,20 +79,32 @@ export const find = Effect.fn("Containers.find")(function* (name: string) {
   return yield* Effect.fail(new ContainerNotFound({ name }))
 })
 
+/**
+ * The runtime that holds container `name`, for verbs that need no state: the first, in find's
+ * order, that shows it on the filesystem (a stat, where a `runc state` is a ~10 ms process),
+ * else as find asks them.
+ */
+const holderOf = (name: string) =>
+  Effect.gen(function* () {
+    const runtimes = yield* allRuntimes
+    const holder = runtimes.find((rt) => rt.holds?.(name) === true)
+    return holder ?? (yield* find(name)).runtime
+  })
+
 /** Runs argv in container `name`. */
 export const exec = Effect.fn("Containers.exec")(function* (name: string, argv: ReadonlyArray<string>) {
-  const { runtime: rt, state } = yield* find(name)
-  return yield* rt.exec(name, argv, { seen: state })
+  const rt = yield* holderOf(name)
+  return yield* rt.exec(name, argv)
 })
 
 /** Sends a signal (name or number) to container `name`. */
 export const kill = Effect.fn("Containers.kill")(function* (name: string, signal = "TERM") {
-  const { runtime: rt } = yield* find(name)
+  const rt = yield* holderOf(name)
   yield* rt.kill(name, signal)
 })
 
 /** Removes container `name`; `force` kills it first. */
 export const remove = Effect.fn("Containers.remove")(function* (name: string, options: { readonly force?: boolean } = {}) {
-  const { runtime: rt } = yield* find(name)
+  const rt = yield* holderOf(name)
   yield* rt.delete(name, options)
 })

@@ -94,8 +94,8 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
 
   // runc and crun keep a container as a directory of the state root, and refuse a name that has
   // one: so do we, by a stat rather than a `state` process (~10 ms a run)
-  const mustBeFree = (name: string) =>
-    validName(name) && existsSync(path.join(root, name)) ? Effect.fail(new ContainerExists({ name, runtime: o.name })) : Effect.void
+  const holds = (name: string) => validName(name) && existsSync(path.join(root, name))
+  const mustBeFree = (name: string) => (holds(name) ? Effect.fail(new ContainerExists({ name, runtime: o.name })) : Effect.void)
 
   // runc prints `null` for no containers, crun `[ ]`; both take --format=json
   const list = () =>
@@ -238,18 +238,19 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
       return [`--process=${file}`]
     })
 
-  const exec = (name: string, argv: ReadonlyArray<string>, options: { readonly seen?: ContainerState } = {}) =>
+  const exec = (name: string, argv: ReadonlyArray<string>) =>
     Effect.scoped(
       Effect.gen(function* () {
-        // runc exec's own "does not exist" could be the command's words: the state says it first
-        if (!options.seen) yield* state(name)
+        // runc exec's own "does not exist" could be the command's words: the container's directory
+        // (or, without one, the state) says it first
+        if (!holds(name)) yield* state(name)
         const processArgs = yield* crunProcess(name, argv)
         const r = yield* tool(["exec", ...processArgs, name, ...(processArgs.length ? [] : argv)], { okExitCodes: anyExit })
         return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }
       }),
     )
 
-  return { name: o.name, runAttached, runDetached, exec, list, state, kill, delete: remove }
+  return { name: o.name, runAttached, runDetached, exec, list, holds, state, kill, delete: remove }
 }
 
 /** Whether `pid` is the runtime binary by now (not the wrapper that will exec it). */
