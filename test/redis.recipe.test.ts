@@ -185,12 +185,17 @@ t("Ctrl-C during an attached runc run stops and deletes the container and remove
       Effect.gen(function* () {
         const spawn = yield* Spawn
         const p = yield* spawn.start(["node", "--import", "tsx", recipeFile, "--workdir", work, "--port", String(port), "--name", n], { env: env(), cwd: repoRoot })
+        let said = ""
+        p.stderr.on("data", (d: Buffer) => void (said += d.toString()))
+        let ended = false
+        yield* Effect.fork(p.exited.pipe(Effect.tap(() => Effect.sync(() => void (ended = true)))))
         let up = false
-        for (let i = 0; i < 600 && !up; i++) {
+        for (let i = 0; i < 600 && !up && !ended; i++) {
           up = (yield* Effect.promise(() => ping(port))) === "PONG"
           if (!up) yield* Effect.sleep("100 millis")
         }
-        if (!up) return "never came up"
+        // what the recipe said is the only clue to why it never answered
+        if (!up) return `never came up${ended ? " (the recipe ended)" : ""}:\n${said.slice(-3000)}`
         yield* p.kill("SIGINT")
         return yield* p.exited.pipe(Effect.timeout("20 seconds"), Effect.map((r) => r.exitCode))
       }),
