@@ -110,6 +110,42 @@ t("--json: one JSON event per line, every step started and done", async () => {
   assert.match(ps, new RegExp(`${n}\\s+runc\\s+\\d+\\s+running`))
 })
 
+t("re-running over a running container changes nothing of it; a new order, once it is gone, checks out anew and keeps its data", async () => {
+  const work = path.join(tempDir("again"), "w")
+  const port = await freePort()
+  const n = name("again")
+  const redis = (...args: string[]) => sh(["redis-cli", "-h", "127.0.0.1", "-p", String(port), ...args]).then((o) => o.trim())
+  const dump = path.join(work, "cont1", "data", "dump.rdb")
+  assert.is((await recipe(["--detach", "--workdir", work, "--port", String(port), "--name", n])).exitCode, 0)
+  await redis("set", "kept", "across-runs")
+  await redis("save")
+  assert.ok(existsSync(dump))
+
+  // the same name again: refused by the run step, and the bundle it found (data and all) stays
+  const same = await recipe(["--detach", "--workdir", work, "--port", String(port), "--name", n])
+  assert.is(same.exitCode, 1)
+  assert.match(same.stderr, /ContainerExists/)
+  assert.ok(existsSync(dump), "the running container's data")
+  assert.ok(existsSync(path.join(work, "cont1", "rootfs", "usr")), "its root filesystem")
+  assert.is(await redis("get", "kept"), "across-runs", "still running, still answering")
+
+  // another order under another name: the checkout would replace the running container's root
+  const other = name("again-other")
+  const replace = await recipe(["--detach", "--workdir", work, "--port", String(await freePort()), "--name", other, "--order", "union-add"])
+  assert.is(replace.exitCode, 1)
+  assert.match(replace.stderr, new RegExp(`InvalidInput: .*container ${n} runs from this bundle`))
+  assert.ok(existsSync(path.join(work, "cont1", "rootfs", "usr")))
+  assert.is(await redis("get", "kept"), "across-runs")
+
+  // once it is gone, the new order is a new checkout beside the data, and redis starts from that data
+  await run(Containers.remove(n, { force: true }))
+  const updated = await recipe(["--detach", "--workdir", work, "--port", String(port), "--name", n, "--order", "union-add"])
+  assert.is(updated.exitCode, 0, updated.stderr)
+  assert.match(updated.stderr, /checked out anew, its other files kept/)
+  assert.is(JSON.parse(readFileSync(path.join(work, "cont1", ".syscontainers-checkout.json"), "utf8")).order, "union-add")
+  assert.is(await redis("get", "kept"), "across-runs", "loaded from cont1/data/dump.rdb")
+})
+
 t("--tutorial writes the walkthrough; it matches the committed one but for digests, times and ids", async () => {
   const work = path.join(tempDir("tut"), "w")
   const out = path.join(tempDir("tut-out"), "redis.md")

@@ -226,16 +226,15 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
     return { name, runtime: "bwrap", pid: 0, status: "stopped", bundle: s.bundle }
   }
 
-  const existing = (name: string) =>
-    Effect.suspend(() => {
-      if (!validName(name)) return Effect.fail(new ContainerNotFound({ name }))
-      try {
-        if (statSync(dirOf(name)).isDirectory()) return Effect.succeed(dirOf(name))
-      } catch {
-        // not there
-      }
-      return Effect.fail(new ContainerNotFound({ name }))
-    })
+  const holds = (name: string) => {
+    if (!validName(name)) return false
+    try {
+      return statSync(dirOf(name)).isDirectory()
+    } catch {
+      return false
+    }
+  }
+  const existing = (name: string) => Effect.suspend(() => (holds(name) ? Effect.succeed(dirOf(name)) : Effect.fail(new ContainerNotFound({ name }))))
 
   const runDetached = Effect.fn("Bubblewrap.runDetached")(function* (o: BwrapStartOptions) {
     const p = yield* prepare(o, "detached")
@@ -395,6 +394,7 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
     runDetached,
     exec,
     list: () => Effect.sync(() => listNames(stateRoot).map(describe)),
+    holds,
     state: (name) => existing(name).pipe(Effect.map(() => describe(name))),
     kill,
     delete: del,

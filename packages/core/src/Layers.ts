@@ -277,6 +277,16 @@ const cachedPlan = (repo: Repo, image: Image) =>
 /** Forgets the cached plans of an image (rmi). */
 export const forgetPlan = (repo: Repo, image: Image) => Effect.promise(() => removeWhole(path.join(planCacheDir(repo), planKey(image))))
 
+/**
+ * Removes what applyLayers put in a bundle (its own rootfs/, manifest.json, the marker) and leaves
+ * the rest: the container's own directories (data/), its logs and config.json, which a new
+ * checkout of another image or order must not take with it.
+ */
+export const removeCheckout = (bundle: string): Effect.Effect<void> =>
+  Effect.promise(() => Promise.all([rm(path.join(bundle, "rootfs"), { recursive: true, force: true }), rm(path.join(bundle, "manifest.json"), { force: true })]))
+    // the marker goes last: a bundle that still has one still has its tree
+    .pipe(Effect.zipRight(Effect.promise(() => rm(path.join(bundle, markerFile), { force: true }))))
+
 /** Reads a bundle's checkout marker, if it was made by applyLayers. */
 export const readMarker = (bundle: string): Effect.Effect<CheckoutMarker | undefined> =>
   Effect.promise(async () => {

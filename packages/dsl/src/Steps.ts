@@ -2,7 +2,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
-import { existsSync, mkdirSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, realpathSync, rmSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Ostree from "@syscontainers/core/Ostree"
@@ -15,6 +15,7 @@ import type { Bundle, LayerOrder } from "@syscontainers/core/Layers"
 import * as RuntimeSpec from "@syscontainers/core/RuntimeSpec"
 import type { Edit } from "@syscontainers/core/RuntimeSpec"
 import * as Containers from "@syscontainers/core/Containers"
+import { InvalidInput } from "@syscontainers/core/Errors"
 import type { Container } from "@syscontainers/core/Containers"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import { stateRootFor, logFile } from "@syscontainers/core/OciRuntime"
@@ -107,7 +108,9 @@ export const showImage = <O, D>(o: Prose<O> & { readonly repo: FromResults<D, Re
 
 /**
  * Checks the layers out into BUNDLE/rootfs. An unchanged bundle (same image digest and order) is
- * reused; if a later step fails or is interrupted, the bundle is removed (no half-made bundles).
+ * reused; a changed one gets a new checkout and keeps its own files (data/, logs), unless a
+ * container runs from it. A bundle this run made is removed if a later step fails or is
+ * interrupted (no half-made bundles); one it found is left as it was found, data and all.
  */
 export const checkoutLayers = <O, D>(
   o: Prose<O> & {
@@ -121,28 +124,53 @@ export const checkoutLayers = <O, D>(
   title: o.title,
   explain: o.explain,
   shell: (p) => [
-    `rm -rf ${quote(rel(p, o.bundle(p)))}`,
+    `rm -rf ${quote(path.join(rel(p, o.bundle(p)), "rootfs"))}`,
     `"$SYSCONTAINERS" ${line([`--repo=${rel(p, o.repoDir(p))}`, "checkout", o.imageName(p), rel(p, o.bundle(p)), `--order=${o.order(p)}`])}`,
   ],
-  run: (c) =>
-    Effect.acquireRelease(
+  run: (c) => {
+    const dir = o.bundle(c)
+    const found = existsSync(dir)
+    return Effect.acquireRelease(
       Effect.gen(function* () {
         const image = o.image(c.results)
-        const dir = o.bundle(c)
         const order = o.order(c)
         const marker = yield* Layers.readMarker(dir)
         if (!c.fresh && marker && marker.digest === image.digest && marker.order === order && existsSync(path.join(dir, "rootfs"))) {
           c.emit({ kind: "note", text: `bundle ${dir} is unchanged (${image.digest.slice(0, 19)}…, ${order}): reused` })
           return { path: dir, rootfs: path.join(dir, "rootfs"), image, link: marker.mode, order } satisfies Bundle
         }
-        rmSync(dir, { recursive: true, force: true })
+        if (found) {
+          // the tree under a running container is its root filesystem: not replaced from under it
+          const users = (yield* Containers.listStrict()).filter((s) => s.status !== "stopped" && sameDir(s.bundle, dir)).map((s) => s.name)
+          if (users.length > 0)
+            return yield* new InvalidInput({
+              input: dir,
+              reason: `container ${users.join(", ")} runs from this bundle, and a new checkout would replace its root filesystem`,
+              fix: `stop and remove it first (syscontainers rm --force ${users[0]}), or use another bundle`,
+            })
+          yield* Layers.removeCheckout(dir)
+          if (marker) c.emit({ kind: "note", text: `bundle ${dir} held ${marker.digest.slice(0, 19)}… (${marker.order}): checked out anew, its other files kept` })
+        }
         const bundle = yield* Layers.applyLayers({ image, into: dir, order })
         c.emit({ kind: "note", text: `${image.manifest.layers.length} layers checked out (${order}, ${bundle.link}s from the repo) into ${bundle.rootfs}` })
         return bundle
       }),
-      (bundle, exit) => (Exit.isFailure(exit) ? Effect.sync(() => rmSync(bundle.path, { recursive: true, force: true })) : Effect.void),
-    ),
+      (bundle, exit) => (Exit.isFailure(exit) && !found ? Effect.sync(() => rmSync(bundle.path, { recursive: true, force: true })) : Effect.void),
+    )
+  },
 })
+
+/** Whether two paths name one directory (through symlinks). */
+const sameDir = (a: string, b: string) => {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p)
+    } catch {
+      return path.resolve(p)
+    }
+  }
+  return real(a) === real(b)
+}
 
 /** `mkdir` the bundle's own directories, then `runc spec [--rootless]` (replacing an older config.json). */
 export const generateSpec = <O, D>(
