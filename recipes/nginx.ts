@@ -4,7 +4,7 @@ import path from "node:path"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import type { LayerOrder } from "@syscontainers/core/Layers"
 import type { Edit } from "@syscontainers/core/RuntimeSpec"
-import { Containers, Effect, Spawn, checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, pullImage, recipe, runCommand, runContainer } from "@syscontainers/dsl"
+import { Containers, Effect, Spawn, checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, portMustBeFree, pullImage, recipe, runCommand, runContainer } from "@syscontainers/dsl"
 import { withOfflineMirror } from "./offline-mirror.ts"
 
 const repoDir = (p: { workdir: string }) => path.join(p.workdir, "ostree")
@@ -109,6 +109,7 @@ export const nginxRecipe = recipe({
     runtime: (p) => p.options.runtime as RuntimeName,
     detach: () => true,
     ready: (c) => curl(c.options.port).pipe(Effect.map((page) => page.length > 0), Effect.orElseSucceed(() => false)),
+    check: (p) => portMustBeFree(p.options.port),
   }))
   .step("prove", {
     title: "Prove it as a user would",

@@ -4,7 +4,7 @@ import path from "node:path"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import type { LayerOrder } from "@syscontainers/core/Layers"
 import type { Edit } from "@syscontainers/core/RuntimeSpec"
-import { Containers, Effect, Spawn, type StepEvent, checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, pullImage, recipe, runCommand, runContainer, showImage } from "@syscontainers/dsl"
+import { Containers, Effect, Spawn, type StepEvent, checkoutLayers, dryRunPreamble, generateSpec, initRepo, isMain, patchSpec, portMustBeFree, pullImage, recipe, runCommand, runContainer, showImage } from "@syscontainers/dsl"
 import { withOfflineMirror } from "./offline-mirror.ts"
 
 export const redisRecipe = recipe({
@@ -73,6 +73,8 @@ export const redisRecipe = recipe({
     runtime: (p) => p.options.runtime as RuntimeName,
     detach: (p) => p.options.detach,
     ready: (c) => ping(c.options).pipe(Effect.map((out) => out.trim() === "PONG"), Effect.orElseSucceed(() => false)),
+    // on the host's network another server on the port would answer our readiness probe
+    check: (p) => (p.options.network === "host" ? portMustBeFree(p.options.port) : Effect.void),
   }))
   .step("prove", {
     title: "Prove it works as a user would",

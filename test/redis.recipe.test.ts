@@ -2,7 +2,7 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Containers from "../packages/core/src/Containers.ts"
 import { stateRootFor } from "../packages/core/src/OciRuntime.ts"
@@ -121,13 +121,24 @@ t("re-running over a running container changes nothing of it; a new order, once 
   await redis("save")
   assert.ok(existsSync(dump))
 
-  // the same name again: refused by the run step, and the bundle it found (data and all) stays
+  // the same name again: refused before step 1, so the bundle it runs from is not touched at all
+  const config = path.join(work, "cont1", "config.json")
+  const configBefore = [readFileSync(config, "utf8"), statSync(config).mtimeMs]
   const same = await recipe(["--detach", "--workdir", work, "--port", String(port), "--name", n])
   assert.is(same.exitCode, 1)
-  assert.match(same.stderr, /ContainerExists/)
+  assert.match(same.stderr, new RegExp(`ContainerExists: a container named ${n} already exists`))
+  assert.not.match(same.stderr, /\[1\/8\]/, "no step ran")
+  assert.equal([readFileSync(config, "utf8"), statSync(config).mtimeMs], configBefore, "config.json not rewritten")
   assert.ok(existsSync(dump), "the running container's data")
   assert.ok(existsSync(path.join(work, "cont1", "rootfs", "usr")), "its root filesystem")
   assert.is(await redis("get", "kept"), "across-runs", "still running, still answering")
+
+  // another name on the same port (host network): refused before step 1, nothing made in a new workdir
+  const elsewhere = path.join(tempDir("again-port"), "w")
+  const taken = await recipe(["--detach", "--workdir", elsewhere, "--port", String(port), "--name", name("again-port")])
+  assert.is(taken.exitCode, 1)
+  assert.match(taken.stderr, new RegExp(`InvalidInput: "--port ${port}": something already listens on 127.0.0.1:${port}`))
+  assert.not.ok(existsSync(path.join(elsewhere, "ostree")), "no repo made")
 
   // another order under another name: the checkout would replace the running container's root
   const other = name("again-other")

@@ -91,6 +91,12 @@ const holderOf = (name: string) =>
     return holder ?? (yield* find(name)).runtime
   })
 
+/** The runtime that keeps a container named `name`, as the filesystem shows it (no process), if any. */
+export const holding = Effect.fn("Containers.holding")(function* (name: string) {
+  const runtimes = yield* allRuntimes
+  return runtimes.find((rt) => rt.holds?.(name) === true)?.name
+})
+
 /** Runs argv in container `name`. */
 export const exec = Effect.fn("Containers.exec")(function* (name: string, argv: ReadonlyArray<string>) {
   const rt = yield* holderOf(name)

@@ -49,14 +49,25 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
       const timings: Array<{ id: string; title: string; ms: number; ok: boolean }> = []
       o.onEvent({ type: "recipe-start", recipe: recipe.name, workdir: o.workdir, steps: recipe.steps.length })
       const total = recipe.steps.length
+      // every step's check before step 1: a run that one refuses changes nothing, and reads as that
+      // step failing at once (its header, its error), with no step before it run
+      let refusal: { readonly index: number; readonly error: unknown } | undefined
+      for (const [index, step] of recipe.steps.entries()) {
+        const failed = step.spec.check ? yield* step.spec.check(plan).pipe(Effect.flip, Effect.option) : Option.none()
+        if (Option.isSome(failed)) {
+          refusal = { index, error: failed.value }
+          break
+        }
+      }
+      const toRun = refusal ? [{ step: recipe.steps[refusal.index]!, index: refusal.index }] : recipe.steps.map((step, index) => ({ step, index }))
       const exit = yield* Effect.exit(
-        Effect.forEach(recipe.steps, (step, index) =>
+        Effect.forEach(toRun, ({ step, index }) =>
           Effect.gen(function* () {
             const title = text(step.spec.title, plan)
             const t0 = Date.now()
             o.onEvent({ type: "step-start", id: step.id, index, total, title, explain: text(step.spec.explain, plan), shell: step.spec.shell(plan) })
-            const out = yield* step.spec
-              .run({ ...plan, fresh: o.fresh, results, emit: (event) => o.onEvent({ type: "step-event", id: step.id, event }) })
+            const run = refusal ? Effect.fail(refusal.error) : step.spec.run({ ...plan, fresh: o.fresh, results, emit: (event) => o.onEvent({ type: "step-event", id: step.id, event }) })
+            const out = yield* run
               .pipe(
                 Effect.catchAllCause((cause) => {
                   const ms = Date.now() - t0

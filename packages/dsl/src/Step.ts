@@ -33,6 +33,11 @@ export interface StepSpec<Opts, Done, Out> {
   /** The same job as bash lines, run from the workdir (for --dry-run and the tutorial). */
   readonly shell: (p: PlanContext<Opts>) => ReadonlyArray<string>
   readonly run: (c: StepContext<Opts, Done>) => Effect.Effect<Out, unknown, Spawn | Scope.Scope>
+  /**
+   * What must hold before the recipe changes anything (a container name that is free, say): every
+   * step's check runs before the first step, so a run that cannot end well fails before step 1.
+   */
+  readonly check?: (p: PlanContext<Opts>) => Effect.Effect<void, unknown, Spawn>
 }
 
 /** A step as the recipe keeps it (its output type erased). */

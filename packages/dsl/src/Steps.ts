@@ -1,6 +1,7 @@
 // Steps: the walkthrough's steps as reusable factories; a recipe gives the prose, a factory the work.
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
 import { existsSync, mkdirSync, realpathSync, rmSync } from "node:fs"
 import path from "node:path"
@@ -15,13 +16,14 @@ import type { Bundle, LayerOrder } from "@syscontainers/core/Layers"
 import * as RuntimeSpec from "@syscontainers/core/RuntimeSpec"
 import type { Edit } from "@syscontainers/core/RuntimeSpec"
 import * as Containers from "@syscontainers/core/Containers"
-import { InvalidInput } from "@syscontainers/core/Errors"
+import { ContainerExists, InvalidInput } from "@syscontainers/core/Errors"
 import type { Container } from "@syscontainers/core/Containers"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import { stateRootFor, logFile } from "@syscontainers/core/OciRuntime"
 import { imageRef } from "@syscontainers/core/OstreeRefs"
 import { blobRef } from "@syscontainers/core/OstreeRefs"
 import type { PlanContext, StepContext, StepSpec } from "./Step.ts"
+import type { Spawn } from "@syscontainers/core/Spawn"
 import { line, quote } from "./Shell.ts"
 
 /** The prose a recipe gives each step. */
@@ -242,9 +244,19 @@ export const runContainer = <O, D>(
     /** Polled until true: 5 ms apart at first, then less often up to 50 ms apart (a server is often up within 50 ms), at most `readyTimeoutMs` (default 10 s). */
     readonly ready: (c: StepContext<O, D>) => Effect.Effect<boolean, unknown, any>
     readonly readyTimeoutMs?: number
+    /** More to check before the recipe starts (a free port, say), beside the name being free. */
+    readonly check?: (p: PlanContext<O>) => Effect.Effect<void, unknown, Spawn>
   },
 ): StepSpec<O, D, Container & { readonly attached?: Effect.Effect<number, unknown> }> => ({
   ...o,
+  // a name in use would fail this step after the earlier ones had rewritten the bundle it runs from
+  check: (p) =>
+    Effect.gen(function* () {
+      const name = o.name(p)
+      const held = yield* Containers.holding(name)
+      if (held) return yield* new ContainerExists({ name, runtime: held })
+      if (o.check) yield* o.check(p)
+    }),
   shell: (p) => {
     const rt = o.runtime(p)
     const b = rel(p, o.bundle(p))
@@ -277,7 +289,12 @@ export const runContainer = <O, D>(
       }
       // attached: the container runs in the foreground while the recipe goes on; the scope ends it
       const fiber = yield* Effect.forkScoped(Containers.runAttached({ bundle, name, runtime, log }))
-      yield* waitReady.pipe(Effect.mapError(() => new Error(`${name} did not become ready in ${(o.readyTimeoutMs ?? 10_000) / 1000} s`)))
+      // ready only while our run goes on: if it ends first (refused, or exited), that is the answer,
+      // not whatever else may answer on the port
+      yield* Effect.raceFirst(
+        waitReady.pipe(Effect.mapError(() => new Error(`${name} did not become ready in ${(o.readyTimeoutMs ?? 10_000) / 1000} s`))),
+        Fiber.join(fiber).pipe(Effect.flatMap((code) => Effect.fail(new Error(`${name} exited (status ${code}) before it was ready`)))),
+      )
       yield* Effect.addFinalizer(() => Containers.remove(name, { force: true }).pipe(Effect.ignore))
       const state = yield* Containers.find(name)
       return { name, runtime, bundle, pid: state.state.pid, attached: fiber.await.pipe(Effect.flatMap((exit) => exit)) } as Container & { attached: Effect.Effect<number, unknown> }

@@ -7,6 +7,7 @@ export * from "./Reporters.ts"
 export * from "./Command.ts"
 export * from "./Shell.ts"
 export * from "./Steps.ts"
+export * from "./Ports.ts"
 
 // What a recipe needs from Effect and the core beyond the steps, from here: a recipe that imports
 // only this module loads one bundled build instead of hundreds of modules through tsx's hooks.
