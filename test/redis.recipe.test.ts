@@ -223,33 +223,53 @@ t("a failure injected in step 6 leaves no container, no state and no bundle", as
   assert.not.ok(list.some((c) => c.name === n))
 })
 
-t("Ctrl-C during an attached runc run stops and deletes the container and removes the bundle", async () => {
-  const work = path.join(tempDir("int"), "w")
-  const port = await freePort()
-  const n = name("ctrlc")
-  const exit = await run(
+/**
+ * Runs the recipe attached (as the seed does) and sends it SIGINT once its output satisfies `when`,
+ * then, if given, `meanwhile` first; resolves with its exit code and everything it printed.
+ */
+const interruptWhen = (work: string, port: number, n: string, when: (said: string) => boolean, meanwhile: () => Promise<unknown> = async () => {}) =>
+  run(
     Effect.scoped(
       Effect.gen(function* () {
         const spawn = yield* Spawn
         const p = yield* spawn.start(["node", "--import", "tsx", recipeFile, "--workdir", work, "--port", String(port), "--name", n], { env: env(), cwd: repoRoot })
         let said = ""
-        p.stderr.on("data", (d: Buffer) => void (said += d.toString()))
+        for (const stream of [p.stdout, p.stderr]) stream.on("data", (d: Buffer) => void (said += d.toString()))
         let ended = false
         yield* Effect.fork(p.exited.pipe(Effect.tap(() => Effect.sync(() => void (ended = true)))))
-        let up = false
-        for (let i = 0; i < 600 && !up && !ended; i++) {
-          up = (yield* Effect.promise(() => ping(port))) === "PONG"
-          if (!up) yield* Effect.sleep("100 millis")
-        }
-        // what the recipe said is the only clue to why it never answered
-        if (!up) return `never came up${ended ? " (the recipe ended)" : ""}:\n${said.slice(-3000)}`
+        for (let i = 0; i < 600 && !when(said) && !ended; i++) yield* Effect.sleep("100 millis")
+        // what the recipe said is the only clue to why it never got there
+        if (!when(said)) return { exit: -1, said: `never got there${ended ? " (the recipe ended)" : ""}:\n${said.slice(-3000)}` }
+        yield* Effect.promise(meanwhile)
         yield* p.kill("SIGINT")
-        return yield* p.exited.pipe(Effect.timeout("20 seconds"), Effect.map((r) => r.exitCode))
+        const r = yield* p.exited.pipe(Effect.timeout("30 seconds"))
+        return { exit: r.exitCode, said }
       }),
     ),
   )
-  assert.is(exit, 130)
+
+t("Ctrl-C on an attached run, once redis holds the terminal: redis saves and stops, container and state go, the bundle and its data stay", async () => {
+  const work = path.join(tempDir("int"), "w")
+  const port = await freePort()
+  const n = name("ctrlc")
+  // a key never SAVEd: only the clean shutdown that runc run gives redis on Ctrl-C writes it
+  const r = await interruptWhen(work, port, n, (said) => said.includes("press Ctrl-C to stop it"), () => sh(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "set", "ctrlc-key", "saved-on-stop"]))
+  assert.is(r.exit, 130, r.said)
+  assert.match(r.said, /DB saved on disk/)
   assert.is.not(await ping(port), "PONG")
+  assert.not.ok(existsSync(path.join(stateRootFor("runc"), n)), "no state directory")
+  const list = await run(Containers.list())
+  assert.not.ok(list.some((c) => c.name === n))
+  assert.ok(existsSync(path.join(work, "cont1", ".syscontainers-checkout.json")), "the bundle, whole")
+  assert.ok(readFileSync(path.join(work, "cont1", "data", "dump.rdb")).includes("saved-on-stop"), "the data redis saved as it stopped")
+})
+
+t("Ctrl-C before any container ran (during the pull): no container, no state directory, no bundle", async () => {
+  const work = path.join(tempDir("int-early"), "w")
+  const port = await freePort()
+  const n = name("ctrlc-early")
+  const r = await interruptWhen(work, port, n, (said) => said.includes("[2/8]"))
+  assert.is(r.exit, 130, r.said)
   assert.not.ok(existsSync(path.join(stateRootFor("runc"), n)), "no state directory")
   assert.not.ok(existsSync(path.join(work, "cont1")), "no bundle")
   const list = await run(Containers.list())

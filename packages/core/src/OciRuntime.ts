@@ -152,7 +152,8 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
         // does); a second one, or the grace running out, kills the container: pid 1 ignores
         // SIGINT and SIGTERM unless it handles them
         const signals = yield* Queue.unbounded<NodeJS.Signals>()
-        const handlers = forwarded.map((sig) => [sig, () => void Queue.unsafeOffer(signals, sig)] as const)
+        let signalled = false
+        const handlers = forwarded.map((sig) => [sig, () => void ((signalled = true), Queue.unsafeOffer(signals, sig))] as const)
         yield* Effect.acquireRelease(
           Effect.sync(() => handlers.forEach(([sig, h]) => process.on(sig, h))),
           () => Effect.sync(() => handlers.forEach(([sig, h]) => process.off(sig, h))),
@@ -171,8 +172,16 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
         })
         const fwd = yield* Effect.fork(forwarder)
         const result = yield* proc.exited.pipe(
-          // interrupted (a sibling failed, runMain's Ctrl-C): the container must not outlive us
-          Effect.onInterrupt(() => remove(s.name, { force: true }).pipe(Effect.ignore)),
+          // interrupted (a sibling failed, a recipe's Ctrl-C): the container must not outlive us, but
+          // it gets what `runc run` and Ctrl-C give it first: the signal (TERM when none came) and
+          // the grace to exit cleanly (redis saves its data then), and only then the forced delete
+          Effect.onInterrupt(() =>
+            Effect.gen(function* () {
+              if (!signalled) yield* kill(s.name, "TERM").pipe(Effect.ignore)
+              yield* proc.exited.pipe(Effect.timeout(stopGrace), Effect.ignore)
+              yield* remove(s.name, { force: true }).pipe(Effect.ignore)
+            }),
+          ),
         )
         yield* Fiber.interrupt(fwd)
         return exitCodeOf(result)

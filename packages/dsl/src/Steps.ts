@@ -112,7 +112,8 @@ export const showImage = <O, D>(o: Prose<O> & { readonly repo: FromResults<D, Re
  * Checks the layers out into BUNDLE/rootfs. An unchanged bundle (same image digest and order) is
  * reused; a changed one gets a new checkout and keeps its own files (data/, logs), unless a
  * container runs from it. A bundle this run made is removed if a later step fails or is
- * interrupted (no half-made bundles); one it found is left as it was found, data and all.
+ * interrupted before a container has run from it (no half-made bundles); one it found is left as
+ * it was found, data and all.
  */
 export const checkoutLayers = <O, D>(
   o: Prose<O> & {
@@ -157,10 +158,17 @@ export const checkoutLayers = <O, D>(
         c.emit({ kind: "note", text: `${image.manifest.layers.length} layers checked out (${order}, ${bundle.link}s from the repo) into ${bundle.rootfs}` })
         return bundle
       }),
-      (bundle, exit) => (Exit.isFailure(exit) && !found ? Effect.sync(() => rmSync(bundle.path, { recursive: true, force: true })) : Effect.void),
+      // half-made: this run made it and no container has run from it yet (once one has, the bundle
+      // holds that container's data, and Ctrl-C on an attached run is how the seed stops redis)
+      (bundle, exit) =>
+        Exit.isFailure(exit) && !found && !ranFrom(c.results, bundle.path) ? Effect.sync(() => rmSync(bundle.path, { recursive: true, force: true })) : Effect.void,
     )
   },
 })
+
+/** Whether a step that has completed started a container from `bundle` (its handle is in the results). */
+const ranFrom = (results: unknown, bundle: string) =>
+  Object.values(results as Record<string, unknown>).some((r) => typeof r === "object" && r !== null && "pid" in r && "bundle" in r && typeof r.bundle === "string" && sameDir(r.bundle, bundle))
 
 /** Whether two paths name one directory (through symlinks). */
 const sameDir = (a: string, b: string) => {
@@ -295,7 +303,9 @@ export const runContainer = <O, D>(
         waitReady.pipe(Effect.mapError(() => new Error(`${name} did not become ready in ${(o.readyTimeoutMs ?? 10_000) / 1000} s`))),
         Fiber.join(fiber).pipe(Effect.flatMap((code) => Effect.fail(new Error(`${name} exited (status ${code}) before it was ready`)))),
       )
-      yield* Effect.addFinalizer(() => Containers.remove(name, { force: true }).pipe(Effect.ignore))
+      // the run's own interruption stops redis as runc run and Ctrl-C would (the signal, then the
+      // grace to exit cleanly); a forced delete first would kill it before it saved its data
+      yield* Effect.addFinalizer(() => Fiber.interrupt(fiber).pipe(Effect.zipRight(Containers.remove(name, { force: true }).pipe(Effect.ignore))))
       const state = yield* Containers.find(name)
       return { name, runtime, bundle, pid: state.state.pid, attached: fiber.await.pipe(Effect.flatMap((exit) => exit)) } as Container & { attached: Effect.Effect<number, unknown> }
     }),
