@@ -155,6 +155,20 @@ t("re-running over a running container changes nothing of it; a new order, once 
   assert.match(updated.stderr, /checked out anew, its other files kept/)
   assert.is(JSON.parse(readFileSync(path.join(work, "cont1", ".syscontainers-checkout.json"), "utf8")).order, "union-add")
   assert.is(await redis("get", "kept"), "across-runs", "loaded from cont1/data/dump.rdb")
+
+  // --fresh removes what the recipe made, never under a running container, never the user's own files
+  const notes = path.join(work, "notes.txt")
+  writeFileSync(notes, "mine\n")
+  const refused = await recipe(["--detach", "--fresh", "--workdir", work, "--port", String(await freePort()), "--name", name("again-fresh")])
+  assert.is(refused.exitCode, 1)
+  assert.match(refused.stderr, new RegExp(`InvalidInput: "--fresh": container ${n} runs from`))
+  assert.is(await redis("get", "kept"), "across-runs", "untouched")
+  await run(Containers.remove(n, { force: true }))
+  const fresh = await recipe(["--detach", "--fresh", "--workdir", work, "--port", String(port), "--name", n])
+  assert.is(fresh.exitCode, 0, fresh.stderr)
+  assert.not.match(fresh.stderr, /pull skipped/, "the repo was made anew")
+  assert.is(await redis("get", "kept"), "", "the old data went with the bundle")
+  assert.is(readFileSync(notes, "utf8"), "mine\n", "the user's file in the workdir stays")
 })
 
 t("--tutorial writes the walkthrough; it matches the committed one but for digests, times and ids", async () => {

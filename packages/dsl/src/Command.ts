@@ -6,7 +6,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { parseArgs } from "node:util"
-import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Spawn, makeSpawn } from "@syscontainers/core/Spawn"
@@ -93,7 +93,7 @@ export const helpText = <S extends OptionSpecs>(recipe: Recipe<S, unknown>, prog
     "  --tutorial FILE.md             run for real and write the walkthrough to FILE.md",
     "  --json                         one JSON event per line on stdout instead of the human view",
     `  --workdir DIR                  where the repo and bundles go (default ./${recipe.defaultWorkdir})`,
-    "  --fresh                        redo everything: remove the workdir's previous state first",
+    "  --fresh                        redo everything: first remove what earlier runs made (the repo, the bundles and their data)",
     "  -h, --help                     this text",
   ].join("\n")
 
@@ -138,7 +138,7 @@ export const runCommand = async <S extends OptionSpecs>(
   if (inv.mode === "plan") return process.stdout.write(`${planText(recipe, inv)}\n`), 0
   if (inv.mode === "dry-run") return process.stdout.write(dryRunScript(recipe, inv, extra.dryRunPreamble)), 0
 
-  if (inv.fresh) rmSync(inv.workdir, { recursive: true, force: true })
+  // --fresh removes what the steps made, after their checks (the runner): never the whole workdir
   mkdirSync(inv.workdir, { recursive: true })
   const tutorial = inv.tutorial ? tutorialCollector() : undefined
   const show = inv.json ? jsonReporter() : humanReporter()

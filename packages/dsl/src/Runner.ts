@@ -4,6 +4,10 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import { rmSync, realpathSync } from "node:fs"
+import path from "node:path"
+import * as Containers from "@syscontainers/core/Containers"
+import { InvalidInput } from "@syscontainers/core/Errors"
 import type { Spawn } from "@syscontainers/core/Spawn"
 import type { Recipe } from "./Recipe.ts"
 import type { OptionSpecs, OptionValues } from "./Options.ts"
@@ -59,6 +63,20 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
           break
         }
       }
+      // --fresh: what the steps made goes (not the rest of the workdir), unless a container runs from it
+      if (o.fresh && !refusal) {
+        const owned = recipe.steps.flatMap((step, index) => (step.spec.owns?.(plan) ?? []).map((dir) => ({ dir, index })))
+        const running = yield* Containers.listStrict().pipe(Effect.either)
+        const users = running._tag === "Right" ? running.right.filter((c) => c.status !== "stopped") : []
+        const busy = owned.map((d) => ({ ...d, users: users.filter((c) => within(c.bundle, d.dir)).map((c) => c.name) })).find((d) => d.users.length > 0)
+        if (running._tag === "Left") refusal = { index: 0, error: running.left }
+        else if (busy)
+          refusal = {
+            index: busy.index,
+            error: new InvalidInput({ input: "--fresh", reason: `container ${busy.users.join(", ")} runs from ${busy.dir}, which --fresh would remove`, fix: `stop and remove it first (syscontainers rm --force ${busy.users[0]})` }),
+          }
+        else for (const { dir } of owned) rmSync(dir, { recursive: true, force: true })
+      }
       const toRun = refusal ? [{ step: recipe.steps[refusal.index]!, index: refusal.index }] : recipe.steps.map((step, index) => ({ step, index }))
       const exit = yield* Effect.exit(
         Effect.forEach(toRun, ({ step, index }) =>
@@ -91,3 +109,16 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
       return results as Done
     }),
   )
+
+/** Whether `p` is `dir` or inside it (through symlinks). */
+const within = (p: string, dir: string) => {
+  const real = (x: string) => {
+    try {
+      return realpathSync(x)
+    } catch {
+      return path.resolve(x)
+    }
+  }
+  const [a, d] = [real(p), real(dir)]
+  return a === d || a.startsWith(`${d}/`)
+}

@@ -38,6 +38,8 @@ export interface StepSpec<Opts, Done, Out> {
    * step's check runs before the first step, so a run that cannot end well fails before step 1.
    */
   readonly check?: (p: PlanContext<Opts>) => Effect.Effect<void, unknown, Spawn>
+  /** What this step makes in the workdir (its repo, its bundle): all that `--fresh` removes. */
+  readonly owns?: (p: PlanContext<Opts>) => ReadonlyArray<string>
 }
 
 /** A step as the recipe keeps it (its output type erased). */

@@ -46,6 +46,7 @@ const rel = (p: PlanContext<unknown>, target: string) => path.relative(p.workdir
 /** `ostree init --mode=bare-user`, or open the repo when it is there. */
 export const initRepo = <O, D>(o: Prose<O> & { readonly dir: From<O, string>; readonly mode?: Ostree.RepoMode }): StepSpec<O, D, Repo> => ({
   ...o,
+  owns: (p) => [o.dir(p)],
   shell: (p) => [`[ -e ${quote(rel(p, o.dir(p)))}/config ] || ostree init --repo=${quote(rel(p, o.dir(p)))} --mode=${o.mode ?? "bare-user"}`],
   run: (c) =>
     Effect.gen(function* () {
@@ -126,6 +127,7 @@ export const checkoutLayers = <O, D>(
 ): StepSpec<O, D, Bundle> => ({
   title: o.title,
   explain: o.explain,
+  owns: (p) => [o.bundle(p)],
   shell: (p) => [
     `rm -rf ${quote(path.join(rel(p, o.bundle(p)), "rootfs"))}`,
     `"$SYSCONTAINERS" ${line([`--repo=${rel(p, o.repoDir(p))}`, "checkout", o.imageName(p), rel(p, o.bundle(p)), `--order=${o.order(p)}`])}`,
