@@ -126,7 +126,7 @@ t("re-running over a running container changes nothing of it; a new order, once 
   const configBefore = [readFileSync(config, "utf8"), statSync(config).mtimeMs]
   const same = await recipe(["--detach", "--workdir", work, "--port", String(port), "--name", n])
   assert.is(same.exitCode, 1)
-  assert.match(same.stderr, new RegExp(`ContainerExists: a container named ${n} already exists`))
+  assert.match(same.stderr, new RegExp(`InvalidInput: ".*cont1": container ${n} runs from this bundle`))
   assert.not.match(same.stderr, /\[1\/8\]/, "no step ran")
   assert.equal([readFileSync(config, "utf8"), statSync(config).mtimeMs], configBefore, "config.json not rewritten")
   assert.ok(existsSync(dump), "the running container's data")
@@ -140,7 +140,13 @@ t("re-running over a running container changes nothing of it; a new order, once 
   assert.match(taken.stderr, new RegExp(`InvalidInput: "--port ${port}": something already listens on 127.0.0.1:${port}`))
   assert.not.ok(existsSync(path.join(elsewhere, "ostree")), "no repo made")
 
+  // its name from another workdir: refused before step 1 too
+  const sameName = await recipe(["--detach", "--workdir", path.join(tempDir("again-name"), "w"), "--port", String(await freePort()), "--name", n])
+  assert.is(sameName.exitCode, 1)
+  assert.match(sameName.stderr, new RegExp(`ContainerExists: a container named ${n} already exists \\(runc\\); .*syscontainers rm --force ${n}`))
+
   // another order under another name: the checkout would replace the running container's root
+  // (and the same order under another name would start a second container on its files)
   const other = name("again-other")
   const replace = await recipe(["--detach", "--workdir", work, "--port", String(await freePort()), "--name", other, "--order", "union-add"])
   assert.is(replace.exitCode, 1)
@@ -161,7 +167,7 @@ t("re-running over a running container changes nothing of it; a new order, once 
   writeFileSync(notes, "mine\n")
   const refused = await recipe(["--detach", "--fresh", "--workdir", work, "--port", String(await freePort()), "--name", name("again-fresh")])
   assert.is(refused.exitCode, 1)
-  assert.match(refused.stderr, new RegExp(`InvalidInput: "--fresh": container ${n} runs from`))
+  assert.match(refused.stderr, new RegExp(`InvalidInput: ".*cont1": container ${n} runs from this bundle`))
   assert.is(await redis("get", "kept"), "across-runs", "untouched")
   await run(Containers.remove(n, { force: true }))
   const fresh = await recipe(["--detach", "--fresh", "--workdir", work, "--port", String(port), "--name", n])

@@ -58,7 +58,7 @@ export const runAttached = Effect.fn("Containers.runAttached")(function* (o: Run
  */
 export const listStrict = Effect.fn("Containers.listStrict")(function* () {
   const runtimes = yield* allRuntimes
-  const lists = yield* Effect.forEach(runtimes, (rt) => rt.list().pipe(Effect.catchTag("ToolMissing", () => Effect.succeed<ReadonlyArray<ContainerState>>([]))))
+  const lists = yield* Effect.forEach(runtimes, (rt) => rt.list().pipe(Effect.catchTag("ToolMissing", () => Effect.succeed<ReadonlyArray<ContainerState>>([]))), { concurrency: "unbounded" })
   return lists.flat()
 })
 

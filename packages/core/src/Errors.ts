@@ -103,7 +103,7 @@ export class ContainerExists extends Data.TaggedError("ContainerExists")<{
   readonly runtime: string
 }> {
   override get message() {
-    return `a container named ${this.name} already exists (${this.runtime}); pick another name or remove it with 'syscontainers rm ${this.name}'`
+    return `a container named ${this.name} already exists (${this.runtime}); pick another name, or remove it with 'syscontainers rm --force ${this.name}'`
   }
 }
 

@@ -111,8 +111,8 @@ export const showImage = <O, D>(o: Prose<O> & { readonly repo: FromResults<D, Re
 
 /**
  * Checks the layers out into BUNDLE/rootfs. An unchanged bundle (same image digest and order) is
- * reused; a changed one gets a new checkout and keeps its own files (data/, logs), unless a
- * container runs from it. A bundle this run made is removed if a later step fails or is
+ * reused; a changed one gets a new checkout and keeps its own files (data/, logs). While a
+ * container runs from the bundle, the run is refused before step 1. A bundle this run made is removed if a later step fails or is
  * interrupted before a container has run from it (no half-made bundles); one it found is left as
  * it was found, data and all.
  */
@@ -128,6 +128,20 @@ export const checkoutLayers = <O, D>(
   title: o.title,
   explain: o.explain,
   owns: (p) => [o.bundle(p)],
+  // a container running from the bundle has its root filesystem there and reads its files: a new
+  // checkout, spec or patch, or a second container, would change them from under it
+  check: (p) =>
+    Effect.gen(function* () {
+      const dir = o.bundle(p)
+      if (!existsSync(dir)) return
+      const users = (yield* Containers.listStrict()).filter((s) => s.status !== "stopped" && sameDir(s.bundle, dir)).map((s) => s.name)
+      if (users.length > 0)
+        return yield* new InvalidInput({
+          input: dir,
+          reason: `container ${users.join(", ")} runs from this bundle`,
+          fix: `stop and remove it first (syscontainers rm --force ${users[0]}), or run in another --workdir`,
+        })
+    }),
   shell: (p) => [
     `rm -rf ${quote(path.join(rel(p, o.bundle(p)), "rootfs"))}`,
     `"$SYSCONTAINERS" ${line([`--repo=${rel(p, o.repoDir(p))}`, "checkout", o.imageName(p), rel(p, o.bundle(p)), `--order=${o.order(p)}`])}`,
@@ -145,14 +159,7 @@ export const checkoutLayers = <O, D>(
           return { path: dir, rootfs: path.join(dir, "rootfs"), image, link: marker.mode, order } satisfies Bundle
         }
         if (found) {
-          // the tree under a running container is its root filesystem: not replaced from under it
-          const users = (yield* Containers.listStrict()).filter((s) => s.status !== "stopped" && sameDir(s.bundle, dir)).map((s) => s.name)
-          if (users.length > 0)
-            return yield* new InvalidInput({
-              input: dir,
-              reason: `container ${users.join(", ")} runs from this bundle, and a new checkout would replace its root filesystem`,
-              fix: `stop and remove it first (syscontainers rm --force ${users[0]}), or use another bundle`,
-            })
+          // (the check made sure no container runs from it)
           yield* Layers.removeCheckout(dir)
           if (marker) c.emit({ kind: "note", text: `bundle ${dir} held ${marker.digest.slice(0, 19)}… (${marker.order}): checked out anew, its other files kept` })
         }
