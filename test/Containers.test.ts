@@ -90,6 +90,12 @@ t("a name in use: ContainerExists, and the running one is untouched", async () =
   const e = await failure(Containers.start({ bundle: path.join(work, "redis1"), name }))
   assert.is(e._tag, "ContainerExists")
   assert.match(e.message, new RegExp(name))
+  // under another runtime too: exec, kill and rm find a container by its name alone
+  for (const runtime of ["crun", "bwrap"] as const) {
+    const other = await failure(Containers.start({ bundle: path.join(work, "redis1"), name, runtime }))
+    assert.is(other._tag, "ContainerExists", runtime)
+    assert.match(other.message, /\(runc\)/)
+  }
   const s = await run(Containers.find(name))
   assert.is(s.state.status, "running")
 })

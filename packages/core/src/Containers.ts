@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import path from "node:path"
 import type { ContainerState, RuntimeName } from "./ContainerRuntime.ts"
-import { ContainerNotFound } from "./Errors.ts"
+import { ContainerExists, ContainerNotFound } from "./Errors.ts"
 import { allRuntimes, runtime } from "./Runtimes.ts"
 
 /** A running (or created) container: what exec, kill and delete take. */
@@ -31,6 +31,7 @@ const logOf = (o: RunOptions) => (o.log ? { log: o.log } : {})
  * (Ctrl-C, a later step failing) the container is killed and deleted; on success it keeps running.
  */
 export const start = Effect.fn("Containers.start")(function* (o: RunOptions) {
+  yield* nameMustBeFree(o.name)
   const rt = yield* runtime(o.runtime ?? "runc", logOf(o))
   const bundle = path.resolve(o.bundle)
   return yield* Effect.acquireRelease(
@@ -43,6 +44,7 @@ export const start = Effect.fn("Containers.start")(function* (o: RunOptions) {
 
 /** Runs attached like `runc run`: the terminal is the container's; resolves with its exit code. */
 export const runAttached = Effect.fn("Containers.runAttached")(function* (o: RunOptions) {
+  yield* nameMustBeFree(o.name)
   const rt = yield* runtime(o.runtime ?? "runc", logOf(o))
   const bundle = path.resolve(o.bundle)
   const code = yield* rt.runAttached({ bundle, name: o.name })
@@ -96,6 +98,13 @@ export const holding = Effect.fn("Containers.holding")(function* (name: string) 
   const runtimes = yield* allRuntimes
   return runtimes.find((rt) => rt.holds?.(name) === true)?.name
 })
+
+/**
+ * A name is one container's across runtimes: exec, kill and rm find a container by its name alone,
+ * so a second runtime must not take a name the first holds (each runtime checks only its own).
+ */
+const nameMustBeFree = (name: string) =>
+  Effect.flatMap(holding(name), (held) => (held ? Effect.fail(new ContainerExists({ name, runtime: held })) : Effect.void))
 
 /** Runs argv in container `name`. */
 export const exec = Effect.fn("Containers.exec")(function* (name: string, argv: ReadonlyArray<string>) {
