@@ -93,6 +93,14 @@ t("checkout --shared: the bundle runs on the repo's one tree; spec roots it ther
   const both = await sc("checkout", "redis", path.join(dir, "t"), "--shared", "--copy")
   assert.is(both.exitCode, 2)
   assert.not.ok(existsSync(path.join(dir, "t")))
+  // the same again: the message names what the bundle holds, and the commands that help
+  const again = await sc("checkout", "redis", path.join(dir, "s"), "--shared")
+  assert.is(again.exitCode, 1)
+  assert.match(again.stderr, /already holds a checkout \(\.syscontainers-checkout\.json\)/)
+  const spec = await sc("spec", path.join(dir, "s"), "--rootless")
+  assert.is(spec.exitCode, 1)
+  assert.match(spec.stderr, /syscontainers spec --replace/)
+  assert.is((await sc("spec", path.join(dir, "s"), "--rootless", "--replace")).exitCode, 0)
 })
 
 t.run()

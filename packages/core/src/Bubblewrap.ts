@@ -408,6 +408,6 @@ export const makeBubblewrapRuntime = (options: BubblewrapOptions = {}): Effect.E
 // "POINTER: message" back into a violation, with what to do about it
 const asViolation = (u: string): SpecViolation => {
   const at = u.indexOf(": ")
-  const hint = " (bwrap cannot honour this; remove it, use runc, or pass allowUnsupported to run without it)"
+  const hint = " (bwrap cannot honour this: remove it from config.json, or run with --runtime runc; a library caller may pass allowUnsupported to run without it)"
   return at < 0 ? { pointer: "", message: u + hint } : { pointer: u.slice(0, at), message: u.slice(at + 2) + hint }
 }

@@ -36,7 +36,7 @@ commands:
   checkout NAME BUNDLE [--order union|union-add] [--copy | --shared]
                                         check the layers out into BUNDLE/rootfs (hardlinks); --shared:
                                         run on the image's one read-only checkout in the repo instead
-  spec BUNDLE [--rootless] [--from-image NAME]
+  spec BUNDLE [--rootless] [--from-image NAME] [--replace]
                                         write BUNDLE/config.json (runc spec), optionally from the image config
   patch BUNDLE [--from-image NAME] [--edits JSON]
                                         apply typed edits to BUNDLE/config.json (validated, atomic)
@@ -57,7 +57,7 @@ exit codes: 0 ok, 1 failure, 2 usage`,
   inspect: "usage: syscontainers inspect NAME",
   rmi: "usage: syscontainers rmi NAME",
   checkout: "usage: syscontainers checkout NAME BUNDLE [--order union|union-add] [--copy | --shared]",
-  spec: "usage: syscontainers spec BUNDLE [--rootless] [--from-image NAME]",
+  spec: "usage: syscontainers spec BUNDLE [--rootless] [--from-image NAME] [--replace]",
   patch:
     'usage: syscontainers patch BUNDLE [--from-image NAME] [--edits JSON]\n  --from-image: args, env, cwd and volumes from the image config (before the edits)\n  --edits: a JSON array of edits, e.g. \'[{"kind":"cwd","cwd":"/data"},{"kind":"tmpfs","destination":"/tmp"}]\'',
   run: "usage: syscontainers run BUNDLE ID [--runtime runc|crun|bwrap] [--detach]",
@@ -104,6 +104,7 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
         copy: { type: "boolean", default: false },
         shared: { type: "boolean", default: false },
         rootless: { type: "boolean", default: false },
+        replace: { type: "boolean", default: false },
         "from-image": { type: "string" },
         edits: { type: "string" },
         runtime: { type: "string" },
@@ -219,7 +220,7 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
       case "spec": {
         need(1)
         const bundle = path.resolve(args[0]!)
-        yield* RuntimeSpec.generate({ bundle, rootless: v.rootless })
+        yield* RuntimeSpec.generate({ bundle, rootless: v.rootless, replace: v.replace })
         if (v["from-image"]) {
           const image = yield* Images.get(yield* openRepo(), v["from-image"])
           const edits = yield* RuntimeSpec.fromImage({ image: image.config.config ?? {}, rootfs: yield* Layers.rootfsOf(bundle), bundle })

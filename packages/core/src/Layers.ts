@@ -173,8 +173,10 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
   const own = path.join(into, "rootfs")
   if (o.shared && link === "copy")
     return yield* Effect.fail(new InvalidInput({ input: into, reason: "a shared checkout is read-only hardlinks; a copy is a private writable tree", fix: "drop one of copy and shared" }))
-  if ((existsSync(own) && (yield* Effect.promise(() => readdir(own))).length > 0) || (o.shared && existsSync(path.join(into, markerFile))))
+  if (existsSync(own) && (yield* Effect.promise(() => readdir(own))).length > 0)
     return yield* Effect.fail(new InvalidInput({ input: own, reason: "already holds a rootfs", fix: "remove the bundle first or check out into a new directory" }))
+  if (o.shared && existsSync(path.join(into, markerFile)))
+    return yield* Effect.fail(new InvalidInput({ input: into, reason: `already holds a checkout (${markerFile})`, fix: "remove the bundle first or check out into a new directory" }))
   const bundleExisted = existsSync(into)
 
   return yield* Effect.gen(function* () {
@@ -190,9 +192,9 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
       exit._tag === "Failure"
         ? Effect.promise(async () => {
             if (!bundleExisted) return rm(into, { recursive: true, force: true })
+            // what this call wrote in the bundle it found, and nothing else there
             await rm(own, { recursive: true, force: true })
-            // what this call wrote beside it (a shared bundle has nothing else of ours)
-            if (o.shared) await Promise.all([markerFile, "manifest.json"].map((f) => rm(path.join(into, f), { force: true })))
+            await Promise.all([markerFile, "manifest.json"].map((f) => rm(path.join(into, f), { force: true })))
           })
         : Effect.void,
     ),

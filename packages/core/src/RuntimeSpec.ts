@@ -334,7 +334,7 @@ export const generate = Effect.fn("RuntimeSpec.generate")(
     const isDir = yield* Effect.promise(() => fs.stat(o.bundle).then((s) => s.isDirectory(), () => false))
     if (!isDir) return yield* new InvalidInput({ input: o.bundle, reason: "the bundle is not a directory", fix: "create the bundle (with its rootfs) first" })
     if (existsSync(file) && o.replace !== true)
-      return yield* new InvalidInput({ input: file, reason: "a config.json already exists and runc spec will not overwrite it", fix: "pass replace: true to regenerate it, or change it with patchConfig" })
+      return yield* new InvalidInput({ input: file, reason: "a config.json already exists and runc spec will not overwrite it", fix: "regenerate it with `syscontainers spec --replace` (replace: true in the library), or change it with `syscontainers patch` (patchConfig)" })
 
     // runc spec writes into an empty directory of ours: it refuses an existing config.json, and
     // this way the old one stays in place until the new one is validated and renamed over it
