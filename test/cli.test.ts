@@ -1,9 +1,12 @@
 // the syscontainers command line: help, exit codes, JSON output, images/inspect/rmi over a real repo.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
+import { spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
 import { existsSync, readFileSync, readdirSync } from "node:fs"
 import path from "node:path"
 import { cleanupTemps, repoRoot, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
+import { buildImage } from "./fixtures/layers.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("cli")
@@ -101,6 +104,28 @@ t("checkout --shared: the bundle runs on the repo's one tree; spec roots it ther
   assert.is(spec.exitCode, 1)
   assert.match(spec.stderr, /syscontainers spec --replace/)
   assert.is((await sc("spec", path.join(dir, "s"), "--rootless", "--replace")).exitCode, 0)
+})
+
+t("Ctrl-C during a pull: exit 130, no temporary layout, no refs, no skopeo or ostree left running", async () => {
+  const dir = tempDir("cli-int")
+  // 48 MiB gzip cannot shrink: a pull long enough to interrupt while it copies and commits
+  const img = await buildImage(path.join(dir, "img"), [{ entries: [{ type: "file", path: "big.bin", content: randomBytes(48 << 20) }] }])
+  const own = path.join(dir, "repo")
+  assert.is((await shAny(["node", bin, "--repo", own, "images"])).exitCode, 0)
+  const child = spawn("node", [bin, "--repo", own, "pull", img.ref, "big"], { stdio: ["ignore", "ignore", "pipe"] })
+  let said = ""
+  child.stderr.on("data", (d: Buffer) => void (said += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  const pulling = () => existsSync(path.join(own, "tmp")) && readdirSync(path.join(own, "tmp")).some((f) => f.startsWith("syscontainers-pull-"))
+  for (let i = 0; i < 500 && !pulling(); i++) await new Promise((r) => setTimeout(r, 10))
+  assert.ok(pulling(), `the pull never started: ${said}`)
+  child.kill("SIGINT")
+  assert.is(await exited, 130, said)
+  assert.match(said, /interrupted/)
+  assert.equal(readdirSync(path.join(own, "tmp")).filter((f) => f.startsWith("syscontainers-pull-")), [], "no temporary layout")
+  assert.is((await sh(["ostree", "refs", `--repo=${own}`])).trim(), "", "no refs")
+  const left = (await shAny(["pgrep", "-f", own])).stdout.trim()
+  assert.is(left, "", "no process working on the repo")
 })
 
 t.run()

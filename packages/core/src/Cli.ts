@@ -2,6 +2,7 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import { parseArgs } from "node:util"
 import os from "node:os"
@@ -290,8 +291,21 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
   })
 
   try {
-    const exit = await Effect.runPromiseExit(program.pipe(Effect.provide(SpawnLive)))
+    // Ctrl-C (or TERM) interrupts the command: what it made goes (a pull's temporary layout and its
+    // refs, its running skopeo), and an attached container is stopped as runc run stops it
+    const fiber = Effect.runFork(program.pipe(Effect.provide(SpawnLive)))
+    const interrupt = () => void Effect.runFork(Fiber.interrupt(fiber))
+    process.once("SIGINT", interrupt)
+    process.once("SIGTERM", interrupt)
+    const exit = await Effect.runPromise(Fiber.await(fiber)).finally(() => {
+      process.off("SIGINT", interrupt)
+      process.off("SIGTERM", interrupt)
+    })
     if (Exit.isSuccess(exit)) return exit.value
+    if (Cause.isInterruptedOnly(exit.cause)) {
+      console.error(v.json ? JSON.stringify({ error: "Interrupted", message: "interrupted" }) : "syscontainers: interrupted")
+      return 130
+    }
     const failure = Cause.failureOption(exit.cause)
     if (Option.isSome(failure)) {
       const e = failure.value as { _tag?: string; message?: string }
