@@ -115,6 +115,11 @@ t("--shared as the user: two containers on one tree in the user's repo, both ans
   assert.is(refused.exitCode, 1)
   assert.match(refused.stderr, /in use: containers rl-shared0, rl-shared1/)
   for (const i of [0, 1]) assert.is((await sc("rm", "--force", `rl-shared${i}`)).exitCode, 0)
+  // the bundles still root there: refused until they go too
+  const bundles = await sc("rmi", "redis")
+  assert.is(bundles.exitCode, 1)
+  assert.match(bundles.stderr, /bundles .*shared0.*shared1|bundles .*shared1.*shared0/)
+  for (const i of [0, 1]) rmSync(path.join(home, `shared${i}`), { recursive: true, force: true })
   const removed = await sc("rmi", "redis")
   assert.is(removed.exitCode, 0, removed.stderr)
   assert.not.ok(existsSync(path.join(repo, "syscontainers", "rootfs")) && readdirSync(path.join(repo, "syscontainers", "rootfs")).length > 0, "the shared tree went with the image")

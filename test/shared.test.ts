@@ -119,7 +119,7 @@ t("an image pulled under two names has one shared tree: rmi of one keeps it, rmi
   assert.ok(existsSync(sharedCheckoutDir(repo, twin)), "redis still has it")
 })
 
-t("rmi while containers run on the shared tree: ImageInUse naming them, nothing removed; after rm, rmi removes the tree", async () => {
+t("rmi while containers run on the shared tree, or bundles are checked out on it: ImageInUse naming them, nothing removed; after rm and the bundles, rmi removes the tree", async () => {
   const repo = await run(Ostree.open(repoDir))
   const img = await image()
   const e = await failure(Images.remove(repo, "redis"))
@@ -128,6 +128,12 @@ t("rmi while containers run on the shared tree: ImageInUse naming them, nothing 
   assert.ok(existsSync(sharedCheckoutDir(repo, img)), "the tree stays")
   assert.ok(Ostree.hasRef(repo, img.ref), "the image stays")
   for (const n of names) await run(Containers.remove(n, { force: true }))
+  // no container runs, but the bundles root there: without the tree they could never run again
+  const bundles = await failure(Images.remove(repo, "redis"))
+  assert.is(bundles._tag, "ImageInUse")
+  for (const b of ["a", "b"]) assert.match(bundles.message, path.join(work, b))
+  assert.ok(existsSync(sharedCheckoutDir(repo, img)), "the tree stays")
+  for (const b of ["a", "b"]) rmSync(path.join(work, b), { recursive: true, force: true })
   await run(Images.remove(repo, "redis"))
   assert.not.ok(existsSync(sharedCheckoutDir(repo, img)), "removed with the image")
   assert.not.ok(Ostree.hasRef(repo, img.ref))

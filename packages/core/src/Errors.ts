@@ -152,9 +152,15 @@ export class HardlinkImpossible extends Data.TaggedError("HardlinkImpossible")<{
 export class ImageInUse extends Data.TaggedError("ImageInUse")<{
   readonly image: string
   readonly containers: ReadonlyArray<string>
+  /** Bundles checked out on its shared checkout (their config.json roots there), running or not. */
+  readonly bundles?: ReadonlyArray<string>
 }> {
   override get message() {
-    return `${this.image} is in use: containers ${this.containers.join(", ")} run on its shared checkout; remove them first ('syscontainers rm NAME')`
+    const on = [
+      ...(this.containers.length ? [`containers ${this.containers.join(", ")} run on its shared checkout`] : []),
+      ...(this.bundles?.length ? [`bundles ${this.bundles.join(", ")} are checked out on it`] : []),
+    ]
+    return `${this.image} is in use: ${on.join("; ")}; remove them first ('syscontainers rm --force NAME', then the bundle directory)`
   }
 }
 

@@ -183,6 +183,7 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
     yield* Effect.promise(() => mkdir(o.shared ? into : own, { recursive: true }))
     yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
     const rootfs = o.shared ? yield* sharedCheckout(o.image, order, into) : own
+    if (o.shared) yield* recordSharedUser(o.image, into)
     if (!o.shared) yield* layDown(o.image, own, order, link, into)
     yield* writeMarker(into, { mode: link, image: o.image.name, digest: o.image.digest, order, ...(o.shared ? { rootfs } : {}) })
     return { path: into, rootfs, image: o.image, link, order } satisfies Bundle
@@ -221,6 +222,12 @@ export const forgetSharedCheckout = (image: Image, containers: ReadonlyArray<{ r
   Effect.gen(function* () {
     const dir = sharedCheckoutDir(image.repo, image)
     if (!existsSync(dir)) return
+    // bundles checked out on it, running or not: without the tree they could never run again
+    const bundles: string[] = []
+    for (const bundle of yield* sharedUsers(dir)) {
+      const marker = yield* readMarker(bundle)
+      if (marker?.rootfs !== undefined && realOf(marker.rootfs) === realOf(path.join(dir, "rootfs"))) bundles.push(bundle)
+    }
     const users: string[] = []
     for (const c of containers) {
       const root = yield* Effect.promise(() =>
@@ -229,8 +236,22 @@ export const forgetSharedCheckout = (image: Image, containers: ReadonlyArray<{ r
       // by real paths: a repo reached through a symlink names the same tree
       if (root !== undefined && realOf(path.resolve(c.bundle, root)).startsWith(`${realOf(dir)}/`)) users.push(c.name)
     }
-    if (users.length > 0) return yield* Effect.fail(new ImageInUse({ image: image.name, containers: users }))
+    if (users.length > 0 || bundles.length > 0) return yield* Effect.fail(new ImageInUse({ image: image.name, containers: users, bundles }))
     yield* Effect.promise(() => removeWhole(dir))
+  })
+
+// the bundles a shared checkout was made for: one file each, named by the bundle's path's hash
+const usersDir = (dir: string) => path.join(dir, "users")
+const recordSharedUser = (image: Image, bundle: string) =>
+  Effect.promise(async () => {
+    const users = usersDir(sharedCheckoutDir(image.repo, image))
+    await mkdir(users, { recursive: true })
+    await writeFile(path.join(users, createHash("sha256").update(realOf(bundle)).digest("hex").slice(0, 32)), realOf(bundle))
+  })
+const sharedUsers = (dir: string) =>
+  Effect.promise(async () => {
+    const names = await readdir(usersDir(dir)).catch(() => [] as string[])
+    return Promise.all(names.map((n) => readFile(path.join(usersDir(dir), n), "utf8")))
   })
 
 /** Where a repo keeps the merge plans of its images (a layer commit never changes, so neither does a plan). */
