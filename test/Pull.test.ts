@@ -108,6 +108,21 @@ t("a layer already present is not imported again (nginx shares redis's base laye
   assert.ok((await ostreeRefs(repoDir)).includes("ociimage/nginx_3Alatest"))
 })
 
+t("a name pulled again from another image: the old image's own layers and config go with the name; shared ones stay", async () => {
+  const dir = path.join(tempDir("moving"), "ostree")
+  const first = await run(Effect.flatMap(Ostree.init({ path: dir }), (repo) => pull({ from: "docker://redis:alpine", name: "moving", repo })))
+  await run(Effect.flatMap(Ostree.open(dir), (repo) => pull({ from: "docker://nginx:alpine", name: "keeps-base", repo })))
+  const then = await run(Effect.flatMap(Ostree.open(dir), (repo) => pull({ from: "docker://busybox", name: "moving", repo })))
+  const refs = await ostreeRefs(dir)
+  const blob = (d: string) => `ociimage/${d.slice(7)}`
+  const [base, ...redisOwn] = first.image.manifest.layers.map((l) => l.digest)
+  for (const d of [first.image.manifest.config.digest, ...redisOwn]) assert.not.ok(refs.includes(blob(d)), `redis's own ${d} went`)
+  assert.ok(refs.includes(blob(base!)), "the base layer nginx shares stays")
+  for (const d of [then.image.manifest.config.digest, ...then.image.manifest.layers.map((l) => l.digest)]) assert.ok(refs.includes(blob(d)))
+  assert.equal(await run(Effect.flatMap(Ostree.open(dir), (repo) => Images.list(repo))), ["keeps-base:latest", "moving:latest"])
+  assert.match(await sh(["ostree", "fsck", `--repo=${dir}`]), /no errors found/)
+})
+
 t("an oci: layout is a source too; the default name is the layout's", async () => {
   const layout = path.join(tempDir("layout"), "l")
   await sh([...skopeo(), "copy", "--quiet", "docker://busybox", `oci:${layout}:bb`])

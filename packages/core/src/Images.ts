@@ -80,6 +80,27 @@ export const list = Effect.fn("Images.list")(function* (repo: Repo) {
     .sort()
 })
 
+/**
+ * After a pull gave `old`'s name to another image: old's layer and config refs that no image uses
+ * now, its plans and its shared checkout (unless containers or bundles still use it), then
+ * unreachable objects. A podman user would find the old image as a dangling `<none>` to prune;
+ * here nothing can name it any more, so it goes.
+ */
+export const forgetReplaced = Effect.fn("Images.forgetReplaced")(function* (repo: Repo, old: Image) {
+  const now = yield* Effect.forEach(yield* list(repo), (n) => get(repo, n))
+  const stillUsed = new Set(now.flatMap((o) => [o.manifest.config, ...o.manifest.layers].map((d) => d.digest)))
+  const blobs = [old.manifest.config, ...old.manifest.layers].map((d) => d.digest).filter((d) => !stillUsed.has(d))
+  const shared = sharedCheckoutDir(repo, old)
+  if (!now.some((o) => sharedCheckoutDir(repo, o) === shared)) {
+    if (existsSync(shared)) yield* forgetSharedCheckout(old, yield* Containers.listStrict()).pipe(Effect.ignore)
+    yield* forgetPlan(repo, old)
+  }
+  if (blobs.length === 0) return
+  const existing = new Set(yield* Ostree.refs(repo))
+  yield* Ostree.deleteRefs(repo, blobs.map(blobRef).filter((r) => existing.has(r)))
+  yield* Ostree.prune(repo)
+})
+
 /** Removes a named image, then the layer and config refs no other image uses, then unreachable objects. */
 export const remove = Effect.fn("Images.remove")(function* (repo: Repo, name: string) {
   const image = yield* get(repo, name)

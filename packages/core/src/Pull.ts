@@ -143,6 +143,8 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
       return { image, skipped: true, layersImported: 0, layersReused: image.manifest.layers.length, bytesImported: 0, bytesReused: bytes } satisfies PullResult
     }
   }
+  // the image this name names now, if any: once the name moves, what only it used goes
+  const previous = had ?? (Ostree.hasRef(repo, ref) ? yield* Images.get(repo, name).pipe(Effect.option) : undefined)
 
   const created: string[] = []
   // once the image ref is written the pull has happened: nothing after it may take refs back
@@ -260,6 +262,9 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
     )
     // what the next Images.get would read back with three ostree processes, kept now
     yield* Images.remember(repo, imageCommit, { digest: manifestDesc.digest, manifest, config, sourceDigest: sourceDigestNow }).pipe(bestEffort)
+    // the name is the new image's: the old one's own layers would stay, named by nothing (the pull
+    // has happened, so this tidying may fail without failing it)
+    if (previous?._tag === "Some" && previous.value.digest !== manifestDesc.digest) yield* Images.forgetReplaced(repo, previous.value).pipe(bestEffort)
     report({ kind: "done", image: name, digest: manifestDesc.digest })
     const imported = outcomes.filter((x) => !x.present)
     const reused = outcomes.filter((x) => x.present)
