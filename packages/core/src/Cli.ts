@@ -292,19 +292,24 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
 
   try {
     // Ctrl-C (or TERM) interrupts the command: what it made goes (a pull's temporary layout and its
-    // refs, its running skopeo), and an attached container is stopped as runc run stops it
+    // refs, its running skopeo). Not an attached run: like runc run, it passes the signal to the
+    // container and ends with the container's own exit status (what systemd judges a stop by)
     const fiber = Effect.runFork(program.pipe(Effect.provide(SpawnLive)))
-    const interrupt = () => void Effect.runFork(Fiber.interrupt(fiber))
-    process.once("SIGINT", interrupt)
-    process.once("SIGTERM", interrupt)
+    let stoppedBy: NodeJS.Signals | undefined
+    const interrupt = (sig: NodeJS.Signals) => {
+      stoppedBy = sig
+      Effect.runFork(Fiber.interrupt(fiber))
+    }
+    const attachedRun = command === "run" && !v.detach
+    if (!attachedRun) for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, interrupt)
     const exit = await Effect.runPromise(Fiber.await(fiber)).finally(() => {
-      process.off("SIGINT", interrupt)
-      process.off("SIGTERM", interrupt)
+      for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, interrupt)
     })
     if (Exit.isSuccess(exit)) return exit.value
     if (Cause.isInterruptedOnly(exit.cause)) {
-      console.error(v.json ? JSON.stringify({ error: "Interrupted", message: "interrupted" }) : "syscontainers: interrupted")
-      return 130
+      console.error(v.json ? JSON.stringify({ error: "Interrupted", message: `interrupted (${stoppedBy ?? "SIGINT"})` }) : `syscontainers: interrupted (${stoppedBy ?? "SIGINT"})`)
+      // as a shell reports a command a signal ended: 128 + its number
+      return stoppedBy === "SIGTERM" ? 143 : 130
     }
     const failure = Cause.failureOption(exit.cause)
     if (Option.isSome(failure)) {

@@ -1,5 +1,6 @@
 // OciRuntime: runc (and crun) behind the ContainerRuntime interface, state kept per user.
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -152,12 +153,17 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
         // does); a second one, or the grace running out, kills the container: pid 1 ignores
         // SIGINT and SIGTERM unless it handles them
         const signals = yield* Queue.unbounded<NodeJS.Signals>()
-        let signalled = false
-        const handlers = forwarded.map((sig) => [sig, () => void ((signalled = true), Queue.unsafeOffer(signals, sig))] as const)
+        const received: NodeJS.Signals[] = []
+        let passedOn = false
+        const handlers = forwarded.map((sig) => [sig, () => void (received.push(sig), Queue.unsafeOffer(signals, sig))] as const)
         yield* Effect.acquireRelease(
           Effect.sync(() => handlers.forEach(([sig, h]) => process.on(sig, h))),
           () => Effect.sync(() => handlers.forEach(([sig, h]) => process.off(sig, h))),
         )
+        // interrupted before the runtime process is ours to watch (spawn.start's first 50 ms), the
+        // stop below cannot run: the container, if it came to be, is deleted as the scope closes
+        let stopped = false
+        yield* Effect.addFinalizer((exit) => (Exit.isFailure(exit) && !stopped && holds(s.name) ? remove(s.name, { force: true }).pipe(Effect.ignore) : Effect.void))
         const proc = yield* spawn.start(runArgv(["run", `--bundle=${s.bundle}`, ...config, s.name]), { stdio: "inherit" })
         const killHard = kill(s.name, "KILL").pipe(Effect.ignore)
         const forwarder = Effect.gen(function* () {
@@ -165,23 +171,30 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
           // the wrapper (unshare, sh) execs into the runtime: until then a signal would end the wrapper
           for (let i = 0; i < 200 && !isRuntime(proc.pid, o.name); i++) yield* Effect.sleep("10 millis")
           yield* proc.kill(first)
+          passedOn = true
           const grace = yield* Effect.fork(Effect.sleep(stopGrace).pipe(Effect.zipRight(killHard)))
           yield* Queue.take(signals)
           yield* Fiber.interrupt(grace)
           yield* killHard
         })
         const fwd = yield* Effect.fork(forwarder)
+        // (interruption ends the forwarder at once: the stop below does its work itself)
+        const stop = Effect.gen(function* () {
+          // one signal only: a second SIGINT makes redis exit at once, unsaved
+          if (!passedOn) yield* kill(s.name, received[0] ?? "TERM").pipe(Effect.ignore)
+          const seen = received.length
+          const anotherSignal = Effect.repeat(Effect.sleep("20 millis"), { until: () => received.length > seen })
+          // the wait must be interruptible for its own timeout to end it
+          yield* Effect.raceFirst(proc.exited, anotherSignal).pipe(Effect.interruptible, Effect.timeout(stopGrace), Effect.ignore)
+          yield* remove(s.name, { force: true }).pipe(Effect.ignore)
+          stopped = true
+        })
         const result = yield* proc.exited.pipe(
           // interrupted (a sibling failed, a recipe's Ctrl-C): the container must not outlive us, but
           // it gets what `runc run` and Ctrl-C give it first: the signal (TERM when none came) and
-          // the grace to exit cleanly (redis saves its data then), and only then the forced delete
-          Effect.onInterrupt(() =>
-            Effect.gen(function* () {
-              if (!signalled) yield* kill(s.name, "TERM").pipe(Effect.ignore)
-              yield* proc.exited.pipe(Effect.timeout(stopGrace), Effect.ignore)
-              yield* remove(s.name, { force: true }).pipe(Effect.ignore)
-            }),
-          ),
+          // the grace to exit cleanly (redis saves its data then), cut short by another signal, and
+          // only then the forced delete
+          Effect.onInterrupt(() => stop),
         )
         yield* Fiber.interrupt(fwd)
         return exitCodeOf(result)

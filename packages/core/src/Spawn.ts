@@ -178,7 +178,8 @@ export const makeSpawn = (observe?: CommandObserver) =>
         (running) =>
           Effect.gen(function* () {
             yield* running.kill("SIGTERM")
-            const done = yield* running.exited.pipe(Effect.timeout("5 seconds"), Effect.option)
+            // a release runs uninterruptibly: the wait must be made interruptible for its timeout to end it
+            const done = yield* running.exited.pipe(Effect.interruptible, Effect.timeout("5 seconds"), Effect.option)
             if (done._tag === "None") {
               yield* running.kill("SIGKILL")
               yield* running.exited
