@@ -177,6 +177,23 @@ t("re-running over a running container changes nothing of it; a new order, once 
   assert.is(readFileSync(notes, "utf8"), "mine\n", "the user's file in the workdir stays")
 })
 
+t("--fresh refuses while a bundle elsewhere is checked out on the repo's shared checkout, then goes ahead without it", async () => {
+  const work = path.join(tempDir("fresh-shared"), "w")
+  const n = name("fresh-shared")
+  const port = await freePort()
+  assert.is((await recipe(["--detach", "--workdir", work, "--port", String(port), "--name", n])).exitCode, 0)
+  await run(Containers.remove(n, { force: true }))
+  const elsewhere = path.join(tempDir("fresh-shared-b"), "b")
+  await sh(["node", path.join(repoRoot, "packages/core/bin/syscontainers.js"), "--repo", path.join(work, "ostree"), "checkout", "redis", elsewhere, "--shared"])
+  const refused = await recipe(["--detach", "--fresh", "--workdir", work, "--port", String(port), "--name", n])
+  assert.is(refused.exitCode, 1)
+  assert.match(refused.stderr, new RegExp(`InvalidInput: "--fresh": bundles ${elsewhere} are checked out on a shared checkout`))
+  assert.ok(existsSync(path.join(work, "ostree", "config")), "the repo stays")
+  rmSync(elsewhere, { recursive: true, force: true })
+  const fresh = await recipe(["--detach", "--fresh", "--workdir", work, "--port", String(port), "--name", n])
+  assert.is(fresh.exitCode, 0, fresh.stderr)
+})
+
 t("--tutorial writes the walkthrough; it matches the committed one but for digests, times and ids", async () => {
   const work = path.join(tempDir("tut"), "w")
   const out = path.join(tempDir("tut-out"), "redis.md")
@@ -257,7 +274,7 @@ const interruptWhen = (work: string, port: number, n: string, when: (said: strin
         for (const stream of [p.stdout, p.stderr]) stream.on("data", (d: Buffer) => void (said += d.toString()))
         let ended = false
         yield* Effect.fork(p.exited.pipe(Effect.tap(() => Effect.sync(() => void (ended = true)))))
-        for (let i = 0; i < 600 && !when(said) && !ended; i++) yield* Effect.sleep("100 millis")
+        for (let i = 0; i < 6000 && !when(said) && !ended; i++) yield* Effect.sleep("10 millis")
         // what the recipe said is the only clue to why it never got there
         if (!when(said)) return { exit: -1, said: `never got there${ended ? " (the recipe ended)" : ""}:\n${said.slice(-3000)}` }
         yield* Effect.promise(meanwhile)
@@ -284,11 +301,13 @@ t("Ctrl-C on an attached run, once redis holds the terminal: redis saves and sto
   assert.ok(readFileSync(path.join(work, "cont1", "data", "dump.rdb")).includes("saved-on-stop"), "the data redis saved as it stopped")
 })
 
-t("Ctrl-C before any container ran (during the pull): no container, no state directory, no bundle", async () => {
+t("Ctrl-C after the checkout, before any container ran: no container, no state directory, no bundle", async () => {
   const work = path.join(tempDir("int-early"), "w")
   const port = await freePort()
   const n = name("ctrlc-early")
-  const r = await interruptWhen(work, port, n, (said) => said.includes("[2/8]"))
+  // the spec step: the bundle exists, whole, and nothing has run from it yet
+  const r = await interruptWhen(work, port, n, (said) => said.includes("[5/8]"))
+  assert.match(r.said, /layers checked out/)
   assert.is(r.exit, 130, r.said)
   assert.not.ok(existsSync(path.join(stateRootFor("runc"), n)), "no state directory")
   assert.not.ok(existsSync(path.join(work, "cont1")), "no bundle")

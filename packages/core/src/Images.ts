@@ -92,7 +92,10 @@ export const forgetReplaced = Effect.fn("Images.forgetReplaced")(function* (repo
   const blobs = [old.manifest.config, ...old.manifest.layers].map((d) => d.digest).filter((d) => !stillUsed.has(d))
   const shared = sharedCheckoutDir(repo, old)
   if (!now.some((o) => sharedCheckoutDir(repo, o) === shared)) {
-    if (existsSync(shared)) yield* forgetSharedCheckout(old, yield* Containers.listStrict()).pipe(Effect.ignore)
+    // a tree containers or bundles still use keeps its layers too, rather than become a tree of
+    // nothing (the objects would live on in its hardlinks, and no name could ever remove it)
+    const kept = existsSync(shared) ? yield* forgetSharedCheckout(old, yield* Containers.listStrict()).pipe(Effect.as(false), Effect.orElseSucceed(() => true)) : false
+    if (kept) return
     yield* forgetPlan(repo, old)
   }
   if (blobs.length === 0) return

@@ -223,11 +223,7 @@ export const forgetSharedCheckout = (image: Image, containers: ReadonlyArray<{ r
     const dir = sharedCheckoutDir(image.repo, image)
     if (!existsSync(dir)) return
     // bundles checked out on it, running or not: without the tree they could never run again
-    const bundles: string[] = []
-    for (const bundle of yield* sharedUsers(dir)) {
-      const marker = yield* readMarker(bundle)
-      if (marker?.rootfs !== undefined && realOf(marker.rootfs) === realOf(path.join(dir, "rootfs"))) bundles.push(bundle)
-    }
+    const bundles = yield* usersOf(dir)
     const users: string[] = []
     for (const c of containers) {
       const root = yield* Effect.promise(() =>
@@ -248,10 +244,30 @@ const recordSharedUser = (image: Image, bundle: string) =>
     await mkdir(users, { recursive: true })
     await writeFile(path.join(users, createHash("sha256").update(realOf(bundle)).digest("hex").slice(0, 32)), realOf(bundle))
   })
+/** The recorded bundles of the shared tree at `dir` whose marker still points at it. */
+const usersOf = (dir: string) =>
+  Effect.gen(function* () {
+    const users: string[] = []
+    for (const bundle of yield* sharedUsers(dir)) {
+      const marker = yield* readMarker(bundle)
+      if (marker?.rootfs !== undefined && realOf(marker.rootfs) === realOf(path.join(dir, "rootfs"))) users.push(bundle)
+    }
+    return users
+  })
 const sharedUsers = (dir: string) =>
   Effect.promise(async () => {
     const names = await readdir(usersDir(dir)).catch(() => [] as string[])
     return Promise.all(names.map((n) => readFile(path.join(usersDir(dir), n), "utf8")))
+  })
+
+/** Every bundle still checked out on one of the shared trees of the repo at `repoPath`. */
+export const sharedCheckoutUsers = (repoPath: string): Effect.Effect<ReadonlyArray<string>> =>
+  Effect.gen(function* () {
+    const top = path.join(repoPath, "syscontainers", "rootfs")
+    const trees = yield* Effect.promise(() => readdir(top).catch(() => [] as string[]))
+    const users: string[] = []
+    for (const tree of trees) users.push(...(yield* usersOf(path.join(top, tree))))
+    return users
   })
 
 /** Where a repo keeps the merge plans of its images (a layer commit never changes, so neither does a plan). */

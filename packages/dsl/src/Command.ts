@@ -155,18 +155,21 @@ export const runCommand = async <S extends OptionSpecs>(
   })
   const fiber = Effect.runFork(runRecipe(recipe, { options: inv.options, workdir: inv.workdir, fresh: inv.fresh, onEvent }).pipe(Effect.provide(Layer.succeed(Spawn, spawn))))
   // Ctrl-C interrupts the recipe: the scope's finalizers stop containers and remove half-made bundles
-  const interrupt = () => void Effect.runFork(Fiber.interrupt(fiber))
-  process.once("SIGINT", interrupt)
-  process.once("SIGTERM", interrupt)
+  let stoppedBy: NodeJS.Signals | undefined
+  const interrupt = (sig: NodeJS.Signals) => {
+    stoppedBy = sig
+    Effect.runFork(Fiber.interrupt(fiber))
+  }
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, interrupt)
   const exit = await Effect.runPromise(Fiber.await(fiber))
-  process.off("SIGINT", interrupt)
-  process.off("SIGTERM", interrupt)
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, interrupt)
   if (tutorial && inv.tutorial) {
     mkdirSync(path.dirname(inv.tutorial), { recursive: true })
     writeFileSync(inv.tutorial, tutorial.render({ title: extra.title ?? recipe.name, intro: extra.intro ?? recipe.description, command: `${program} --tutorial ${path.relative(process.cwd(), inv.tutorial)}`, workdir: inv.workdir }))
   }
   if (Exit.isSuccess(exit)) return 0
-  if (Cause.isInterruptedOnly(exit.cause)) return 130
+  // as a shell reports a command a signal ended: 128 + its number
+  if (Cause.isInterruptedOnly(exit.cause)) return stoppedBy === "SIGTERM" ? 143 : 130
   const failure = Cause.failureOption(exit.cause)
   const message = Option.isSome(failure) ? failure.value.message : Cause.pretty(exit.cause)
   if (!inv.json) process.stderr.write(`\n${recipe.name}: ${message}\n`)
