@@ -1,6 +1,7 @@
 // Containers: run a bundle under a chosen runtime, and find, signal and remove containers by name.
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import type { ContainerState, RuntimeName } from "./ContainerRuntime.ts"
 import { ContainerExists, ContainerNotFound } from "./Errors.ts"
@@ -34,6 +35,7 @@ export const start = Effect.fn("Containers.start")(function* (o: RunOptions) {
   yield* nameMustBeFree(o.name)
   const rt = yield* runtime(o.runtime ?? "runc", logOf(o))
   const bundle = path.resolve(o.bundle)
+  recordUser(bundle, rt.name, o.name)
   return yield* Effect.acquireRelease(
     rt.runDetached({ bundle, name: o.name }).pipe(
       Effect.map((s): Container => ({ name: o.name, runtime: rt.name, bundle, pid: s.pid })),
@@ -47,6 +49,7 @@ export const runAttached = Effect.fn("Containers.runAttached")(function* (o: Run
   yield* nameMustBeFree(o.name)
   const rt = yield* runtime(o.runtime ?? "runc", logOf(o))
   const bundle = path.resolve(o.bundle)
+  recordUser(bundle, rt.name, o.name)
   const code = yield* rt.runAttached({ bundle, name: o.name })
   // an attached run's container is gone when it exits; remove the state runc keeps
   yield* rt.delete(o.name, { force: true }).pipe(Effect.ignore)
@@ -92,6 +95,55 @@ const holderOf = (name: string) =>
     const holder = runtimes.find((rt) => rt.holds?.(name) === true)
     return holder ?? (yield* find(name)).runtime
   })
+
+// A bundle keeps the names of the containers started from it (one empty file each, RUNTIME.NAME),
+// so asking whether one still runs there costs stats, and a `state` only for a name still held
+const usersDir = (bundle: string) => path.join(bundle, ".syscontainers-containers")
+const recordUser = (bundle: string, runtimeName: RuntimeName, name: string) => {
+  try {
+    mkdirSync(usersDir(bundle), { recursive: true })
+    writeFileSync(path.join(usersDir(bundle), `${runtimeName}.${name}`), "")
+  } catch {
+    // a bundle we may not write to: runningFrom will not know of this one
+  }
+}
+
+/** The containers started from `bundle` (by start or runAttached) that are not stopped. */
+export const runningFrom = Effect.fn("Containers.runningFrom")(function* (bundle: string) {
+  const dir = usersDir(path.resolve(bundle))
+  let entries: string[]
+  try {
+    entries = readdirSync(dir)
+  } catch {
+    return [] as ReadonlyArray<string>
+  }
+  const runtimes = yield* allRuntimes
+  const names: string[] = []
+  for (const entry of entries) {
+    const dot = entry.indexOf(".")
+    const rt = runtimes.find((r) => r.name === entry.slice(0, dot))
+    const name = entry.slice(dot + 1)
+    if (!rt?.holds?.(name)) {
+      // gone: forget it
+      rmSync(path.join(dir, entry), { force: true })
+      continue
+    }
+    const state = yield* rt.state(name).pipe(Effect.option)
+    if (state._tag === "Some" && state.value.status !== "stopped" && sameDir(state.value.bundle, bundle)) names.push(name)
+  }
+  return names as ReadonlyArray<string>
+})
+
+const sameDir = (a: string, b: string) => {
+  const real = (p: string) => {
+    try {
+      return realpathSync(p)
+    } catch {
+      return path.resolve(p)
+    }
+  }
+  return real(a) === real(b)
+}
 
 /** The runtime that keeps a container named `name`, as the filesystem shows it (no process), if any. */
 export const holding = Effect.fn("Containers.holding")(function* (name: string) {

@@ -134,7 +134,7 @@ export const checkoutLayers = <O, D>(
     Effect.gen(function* () {
       const dir = o.bundle(p)
       if (!existsSync(dir)) return
-      const users = (yield* Containers.listStrict()).filter((s) => s.status !== "stopped" && sameDir(s.bundle, dir)).map((s) => s.name)
+      const users = yield* Containers.runningFrom(dir)
       if (users.length > 0)
         return yield* new InvalidInput({
           input: dir,
