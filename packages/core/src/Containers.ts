@@ -1,10 +1,11 @@
 // Containers: run a bundle under a chosen runtime, and find, signal and remove containers by name.
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { mkdirSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import type { ContainerState, RuntimeName } from "./ContainerRuntime.ts"
 import { ContainerExists, ContainerNotFound } from "./Errors.ts"
+import { sameDir } from "./Paths.ts"
 import { allRuntimes, runtime } from "./Runtimes.ts"
 
 /** A running (or created) container: what exec, kill and delete take. */
@@ -133,17 +134,6 @@ export const runningFrom = Effect.fn("Containers.runningFrom")(function* (bundle
   }
   return names as ReadonlyArray<string>
 })
-
-const sameDir = (a: string, b: string) => {
-  const real = (p: string) => {
-    try {
-      return realpathSync(p)
-    } catch {
-      return path.resolve(p)
-    }
-  }
-  return real(a) === real(b)
-}
 
 /** The runtime that keeps a container named `name`, as the filesystem shows it (no process), if any. */
 export const holding = Effect.fn("Containers.holding")(function* (name: string) {

@@ -1,7 +1,7 @@
 // Layers: an image's layers into BUNDLE/rootfs as hardlinks from ostree, bottom-up (union) or top-down (union-add).
 import * as Effect from "effect/Effect"
 import { chmod, chown, lchown, link as hardlinkFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises"
-import { existsSync, realpathSync } from "node:fs"
+import { existsSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "./Ostree.ts"
 import { blobRef } from "./OstreeRefs.ts"
@@ -13,6 +13,7 @@ import { createHash, randomBytes } from "node:crypto"
 import type { DeviceEntry } from "./internal/layerScan.ts"
 import { layerExtrasKey, type LayerExtras } from "./Pull.ts"
 import { Spawn } from "./Spawn.ts"
+import { realOf } from "./Paths.ts"
 
 /** union: bottom-up, upper files overwrite; union-add: top-down, existing files stay. */
 export type LayerOrder = "union" | "union-add"
@@ -201,14 +202,6 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
     ),
   )
 })
-
-const realOf = (p: string): string => {
-  try {
-    return realpathSync(p)
-  } catch {
-    return p
-  }
-}
 
 /** A bundle's root filesystem: the shared checkout its marker names, else its own rootfs/. */
 export const rootfsOf = (bundle: string): Effect.Effect<string> =>

@@ -4,10 +4,11 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import { readFileSync, rmSync, realpathSync } from "node:fs"
+import { readFileSync, rmSync } from "node:fs"
 import path from "node:path"
 import * as Containers from "@syscontainers/core/Containers"
 import * as Layers from "@syscontainers/core/Layers"
+import { within } from "@syscontainers/core/Paths"
 import { InvalidInput } from "@syscontainers/core/Errors"
 import type { Spawn } from "@syscontainers/core/Spawn"
 import type { Recipe } from "./Recipe.ts"
@@ -118,18 +119,6 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
     }),
   )
 
-/** Whether `p` is `dir` or inside it (through symlinks). */
-const within = (p: string, dir: string) => {
-  const real = (x: string) => {
-    try {
-      return realpathSync(x)
-    } catch {
-      return path.resolve(x)
-    }
-  }
-  const [a, d] = [real(p), real(dir)]
-  return a === d || a.startsWith(`${d}/`)
-}
 
 /** The root filesystem a bundle's config.json names, resolved; undefined when it cannot be read. */
 const rootOf = (bundle: string): string | undefined => {

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
-import { existsSync, mkdirSync, realpathSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, rmSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Ostree from "@syscontainers/core/Ostree"
@@ -17,6 +17,7 @@ import * as RuntimeSpec from "@syscontainers/core/RuntimeSpec"
 import type { Edit } from "@syscontainers/core/RuntimeSpec"
 import * as Containers from "@syscontainers/core/Containers"
 import { ContainerExists, InvalidInput } from "@syscontainers/core/Errors"
+import { sameDir } from "@syscontainers/core/Paths"
 import type { Container } from "@syscontainers/core/Containers"
 import type { RuntimeName } from "@syscontainers/core/ContainerRuntime"
 import { stateRootFor, logFile } from "@syscontainers/core/OciRuntime"
@@ -179,17 +180,6 @@ export const checkoutLayers = <O, D>(
 const ranFrom = (results: unknown, bundle: string) =>
   Object.values(results as Record<string, unknown>).some((r) => typeof r === "object" && r !== null && "pid" in r && "bundle" in r && typeof r.bundle === "string" && sameDir(r.bundle, bundle))
 
-/** Whether two paths name one directory (through symlinks). */
-const sameDir = (a: string, b: string) => {
-  const real = (p: string) => {
-    try {
-      return realpathSync(p)
-    } catch {
-      return path.resolve(p)
-    }
-  }
-  return real(a) === real(b)
-}
 
 /** `mkdir` the bundle's own directories, then `runc spec [--rootless]` (replacing an older config.json). */
 export const generateSpec = <O, D>(
