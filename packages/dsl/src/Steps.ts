@@ -113,9 +113,9 @@ export const showImage = <O, D>(o: Prose<O> & { readonly repo: FromResults<D, Re
 /**
  * Checks the layers out into BUNDLE/rootfs. An unchanged bundle (same image digest and order) is
  * reused; a changed one gets a new checkout and keeps its own files (data/, logs). While a
- * container runs from the bundle, the run is refused before step 1. A bundle this run made is removed if a later step fails or is
- * interrupted before a container has run from it (no half-made bundles); one it found is left as
- * it was found, data and all.
+ * container runs from the bundle, the run is refused before step 1. A bundle this run made is
+ * removed if a later step fails or is interrupted before a container has run from it (no half-made
+ * bundles); one it found is left as it was found, data and all.
  */
 export const checkoutLayers = <O, D>(
   o: Prose<O> & {
@@ -179,7 +179,6 @@ export const checkoutLayers = <O, D>(
 /** Whether a step that has completed started a container from `bundle` (its handle is in the results). */
 const ranFrom = (results: unknown, bundle: string) =>
   Object.values(results as Record<string, unknown>).some((r) => typeof r === "object" && r !== null && "pid" in r && "bundle" in r && typeof r.bundle === "string" && sameDir(r.bundle, bundle))
-
 
 /** `mkdir` the bundle's own directories, then `runc spec [--rootless]` (replacing an older config.json). */
 export const generateSpec = <O, D>(
