@@ -129,6 +129,8 @@ export const redisEdits = (o: RedisOptions): ReadonlyArray<Edit> => [
   { kind: "bind", source: "data", destination: "/data" },
   { kind: "tmpfs", destination: "/tmp" },
   { kind: "tmpfs", destination: "/var/run" },
+  // bubblewrap cannot mount /dev/shm noexec, and refuses rather than drop it silently: without it, for bwrap only
+  ...(o.runtime === "bwrap" ? [{ kind: "tmpfs", destination: "/dev/shm", options: ["nosuid", "nodev", "mode=1777", "size=65536k"] } as const] : []),
   { kind: "namespace", type: "network", action: o.network === "private" ? "add" : "remove" },
 ]
 

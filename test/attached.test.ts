@@ -8,6 +8,7 @@ import { spawn } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync } from "node:fs"
 import path from "node:path"
 import { makeOciRuntime, stateRootFor } from "../packages/core/src/OciRuntime.ts"
+import { makeBubblewrapRuntime } from "../packages/core/src/Bubblewrap.ts"
 import { SpawnLive } from "../packages/core/src/Spawn.ts"
 import { cleanupTemps, repoRoot, run, tempDir, loud } from "./fixtures/harness.ts"
 import { makeProbeBundle } from "./fixtures/probeBundle.ts"
@@ -25,6 +26,8 @@ const probe = async (what: string, script: string) => {
     c.process.terminal = false
     c.process.args = ["sh", "-c", script]
     c.mounts.push({ destination: "/out", type: "bind", source: path.join(dir, "out"), options: ["rbind", "rw"] })
+    // bwrap cannot mount /dev/shm noexec (and refuses to pretend): without it, for every runtime alike
+    c.mounts = c.mounts.map((m: { destination: string; options?: string[] }) => (m.destination === "/dev/shm" ? { ...m, options: (m.options ?? []).filter((o) => o !== "noexec") } : m))
   })
   const out = (f: string) => (existsSync(path.join(dir, "out", f)) ? readFileSync(path.join(dir, "out", f), "utf8") : "")
   const until = async (f: string, text: string) => {
@@ -49,6 +52,25 @@ t("interrupted, a container that ignores TERM and INT is killed when the grace r
   await Effect.runPromise(Fiber.interrupt(fiber))
   assert.ok(Date.now() - started < 4_000, `the interruption took ${Date.now() - started} ms, past the 500 ms grace`)
   assert.not.ok(existsSync(path.join(stateRootFor("runc"), name)), "no state left")
+})
+
+t("bwrap: interrupted, a container that ignores TERM and INT is killed when the grace runs out; one that handles TERM finishes", async () => {
+  const rt = await run(makeBubblewrapRuntime({ stopGraceMs: 500 }))
+  const deaf = await probe("bwrap-deaf", "trap '' TERM INT; echo up >/out/o; while :; do sleep 0.1; done")
+  const f1 = Effect.runFork(rt.runAttached({ bundle: deaf.dir, name: `${tag}-bwrap-deaf` }).pipe(Effect.provide(SpawnLive)))
+  assert.is(await deaf.until("o", "up"), "up\n")
+  await new Promise((r) => setTimeout(r, 200))
+  const started = Date.now()
+  await Effect.runPromise(Fiber.interrupt(f1))
+  assert.ok(Date.now() - started < 4_000, `the interruption took ${Date.now() - started} ms, past the 500 ms grace`)
+  const polite = await probe("bwrap-polite", "trap 'sleep 0.2; echo done >/out/o; exit 0' TERM; echo up >/out/o; while :; do sleep 0.1; done")
+  const rt2 = await run(makeBubblewrapRuntime({ stopGraceMs: 5_000 }))
+  const f2 = Effect.runFork(rt2.runAttached({ bundle: polite.dir, name: `${tag}-bwrap-polite` }).pipe(Effect.provide(SpawnLive)))
+  assert.is(await polite.until("o", "up"), "up\n")
+  await new Promise((r) => setTimeout(r, 200))
+  await Effect.runPromise(Fiber.interrupt(f2))
+  assert.is(polite.out("o"), "done\n", "its TERM handler ran to the end, not killed with bwrap")
+  assert.not.ok(existsSync(path.join(rt.stateRoot, `${tag}-bwrap-deaf`)) || existsSync(path.join(rt.stateRoot, `${tag}-bwrap-polite`)), "no state left")
 })
 
 t("interrupted, a container that handles TERM gets one and the time to finish", async () => {

@@ -264,12 +264,12 @@ t("a failure injected in step 6 leaves no container, no state and no bundle", as
  * Runs the recipe attached (as the seed does) and sends it SIGINT once its output satisfies `when`,
  * then, if given, `meanwhile` first; resolves with its exit code and everything it printed.
  */
-const interruptWhen = (work: string, port: number, n: string, when: (said: string) => boolean, meanwhile: () => Promise<unknown> = async () => {}) =>
+const interruptWhen = (work: string, port: number, n: string, when: (said: string) => boolean, meanwhile: () => Promise<unknown> = async () => {}, extra: ReadonlyArray<string> = []) =>
   run(
     Effect.scoped(
       Effect.gen(function* () {
         const spawn = yield* Spawn
-        const p = yield* spawn.start(["node", "--import", "tsx", recipeFile, "--workdir", work, "--port", String(port), "--name", n], { env: env(), cwd: repoRoot })
+        const p = yield* spawn.start(["node", "--import", "tsx", recipeFile, "--workdir", work, "--port", String(port), "--name", n, ...extra], { env: env(), cwd: repoRoot })
         let said = ""
         for (const stream of [p.stdout, p.stderr]) stream.on("data", (d: Buffer) => void (said += d.toString()))
         let ended = false
@@ -299,6 +299,18 @@ t("Ctrl-C on an attached run, once redis holds the terminal: redis saves and sto
   assert.not.ok(list.some((c) => c.name === n))
   assert.ok(existsSync(path.join(work, "cont1", ".syscontainers-checkout.json")), "the bundle, whole")
   assert.ok(readFileSync(path.join(work, "cont1", "data", "dump.rdb")).includes("saved-on-stop"), "the data redis saved as it stopped")
+})
+
+t("--runtime bwrap: redis runs under bubblewrap, and Ctrl-C lets it save before it stops", async () => {
+  const work = path.join(tempDir("int-bwrap"), "w")
+  const port = await freePort()
+  const n = name("ctrlc-bwrap")
+  const r = await interruptWhen(work, port, n, (said) => said.includes("press Ctrl-C to stop it"), () => sh(["redis-cli", "-h", "127.0.0.1", "-p", String(port), "set", "bwrap-key", "saved-on-stop"]), ["--runtime", "bwrap"])
+  assert.is(r.exit, 130, r.said)
+  assert.match(r.said, /\|\s+1 root\s+redis-server/, "ps through bwrap's exec")
+  assert.match(r.said, /Saving the final RDB snapshot/)
+  assert.is.not(await ping(port), "PONG")
+  assert.ok(readFileSync(path.join(work, "cont1", "data", "dump.rdb")).includes("saved-on-stop"))
 })
 
 t("Ctrl-C after the checkout, before any container ran: no container, no state directory, no bundle", async () => {

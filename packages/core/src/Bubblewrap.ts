@@ -33,6 +33,8 @@ export interface BubblewrapOptions {
   readonly bwrap?: string
   /** How long to wait for bwrap to start the container (default 10 s). */
   readonly startTimeoutMs?: number
+  /** How long an interrupted attached container has to exit after its signal, before KILL (default 10 s). */
+  readonly stopGraceMs?: number
 }
 
 /** StartOptions plus a per-run allowUnsupported. */
@@ -96,6 +98,7 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
   const stateRoot = path.resolve(options.stateRoot ?? defaultStateRoot())
   const dirOf = (name: string) => path.join(stateRoot, name)
   const startTimeout = options.startTimeoutMs ?? 10_000
+  const stopGrace = options.stopGraceMs ?? 10_000
   const hostUid = process.geteuid?.() ?? 0
   const hostGid = process.getegid?.() ?? 0
   const warn = (message: string) =>
@@ -278,10 +281,24 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
     let target = 0
     let targetStart = ""
     const pending: NodeJS.Signals[] = []
+    let signals = 0
     const forward = (signal: NodeJS.Signals) => () => {
+      signals++
       if (target > 0) killQuietly(target, signal)
       else pending.push(signal)
     }
+    const alive = () => target > 0 && isAlive(target, targetStart)
+    // interrupted (a recipe's Ctrl-C, a failed sibling): what runc run and Ctrl-C give a container:
+    // the signal (TERM when none was passed on), the grace to exit cleanly, cut short by another
+    // signal, then KILL. bwrap itself is not signalled first: with --die-with-parent its death
+    // would SIGKILL the container at once
+    const stop = Effect.gen(function* () {
+      if (!alive()) return
+      if (signals === 0) killQuietly(target, "SIGTERM")
+      const seen = signals
+      yield* waitFor(() => (!alive() || signals > seen ? true : undefined), stopGrace)
+      if (alive()) killQuietly(target, "SIGKILL")
+    })
     const handlers: ReadonlyArray<readonly [NodeJS.Signals, () => void]> = [["SIGINT", forward("SIGINT")], ["SIGTERM", forward("SIGTERM")]]
     const body = Effect.gen(function* () {
       const l = yield* launch(o, "attached", p)
@@ -296,11 +313,10 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
           for (const s of pending.splice(0)) killQuietly(target, s)
         }),
       )
-      const code = yield* spawn.run(l.argv, { stdio: "inherit", okExitCodes: allExitCodes, cleanEnv: true, env: launchEnv }).pipe(
-        Effect.map((r) => r.exitCode ?? 1),
-        // bwrap killed by a signal: report it the way a shell would
-        Effect.catchTag("CommandFailed", (e) => (e.signal ? Effect.succeed(128 + (parseSignal(e.signal) ?? 0)) : Effect.fail(e))),
-      )
+      const proc = yield* spawn.start(l.argv, { stdio: "inherit", cleanEnv: true, env: launchEnv })
+      const r = yield* proc.exited.pipe(Effect.onInterrupt(() => stop))
+      // bwrap killed by a signal: report it the way a shell would
+      const code = r.signal ? 128 + (parseSignal(r.signal) ?? 0) : (r.exitCode ?? 1)
       // done by now, or never will be (bwrap failed before reporting a pid): either way stop it
       const watched = yield* Fiber.interrupt(watcher)
       if (Exit.isFailure(watched) && !Exit.isInterrupted(watched)) return yield* Effect.failCause(watched.cause)
@@ -308,7 +324,7 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
     })
     return yield* Effect.acquireUseRelease(
       Effect.sync(() => handlers.forEach(([s, h]) => process.on(s, h))),
-      () => body,
+      () => Effect.scoped(body),
       () => Effect.sync(() => handlers.forEach(([s, h]) => process.off(s, h))),
     ).pipe(
       // the container lives only as long as this run: end it if we are interrupted, and forget it
