@@ -4,17 +4,12 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import { readFileSync, rmSync } from "node:fs"
-import path from "node:path"
-import * as Containers from "@syscontainers/core/Containers"
-import * as Layers from "@syscontainers/core/Layers"
-import { within } from "@syscontainers/core/Paths"
-import { InvalidInput } from "@syscontainers/core/Errors"
 import type { Spawn } from "@syscontainers/core/Spawn"
 import type { Recipe } from "./Recipe.ts"
 import type { OptionSpecs, OptionValues } from "./Options.ts"
 import type { StepEvent } from "./Step.ts"
 import { text } from "./Step.ts"
+import { clearWhatStepsMade } from "./Fresh.ts"
 
 /** Everything a reporter hears while a recipe runs. */
 export type RunnerEvent =
@@ -65,27 +60,8 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
           break
         }
       }
-      // --fresh: what the steps made goes (not the rest of the workdir), unless a container runs from it
-      if (o.fresh && !refusal) {
-        const owned = recipe.steps.flatMap((step, index) => (step.spec.owns?.(plan) ?? []).map((dir) => ({ dir, index })))
-        const running = yield* Containers.listStrict().pipe(Effect.either)
-        const users = running._tag === "Right" ? running.right.filter((c) => c.status !== "stopped") : []
-        // a container uses a directory when its bundle is there, or its root (a shared checkout)
-        const uses = (c: { readonly bundle: string }, dir: string) => within(c.bundle, dir) || ((root) => root !== undefined && within(root, dir))(rootOf(c.bundle))
-        const busy = owned.map((d) => ({ ...d, users: users.filter((c) => uses(c, d.dir)).map((c) => c.name) })).find((d) => d.users.length > 0)
-        // bundles elsewhere that are checked out on a shared tree of a repo --fresh would remove
-        const outside: string[] = []
-        for (const { dir } of owned) for (const b of yield* Layers.sharedCheckoutUsers(dir)) if (!owned.some((o) => within(b, o.dir))) outside.push(b)
-        if (running._tag === "Left") refusal = { index: 0, error: running.left }
-        else if (busy)
-          refusal = {
-            index: busy.index,
-            error: new InvalidInput({ input: "--fresh", reason: `container ${busy.users.join(", ")} runs from ${busy.dir}, which --fresh would remove`, fix: `stop and remove it first (syscontainers rm --force ${busy.users[0]})` }),
-          }
-        else if (outside.length > 0)
-          refusal = { index: 0, error: new InvalidInput({ input: "--fresh", reason: `bundles ${outside.join(", ")} are checked out on a shared checkout in the repo --fresh would remove`, fix: "remove those bundles first, or run without --fresh" }) }
-        else for (const { dir } of owned) rmSync(dir, { recursive: true, force: true })
-      }
+      // --fresh: what the steps made goes (not the rest of the workdir), unless something uses it
+      if (o.fresh && !refusal) refusal = yield* clearWhatStepsMade(recipe.steps, plan)
       const toRun = refusal ? [{ step: recipe.steps[refusal.index]!, index: refusal.index }] : recipe.steps.map((step, index) => ({ step, index }))
       const exit = yield* Effect.exit(
         Effect.forEach(toRun, ({ step, index }) =>
@@ -119,13 +95,3 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
     }),
   )
 
-
-/** The root filesystem a bundle's config.json names, resolved; undefined when it cannot be read. */
-const rootOf = (bundle: string): string | undefined => {
-  try {
-    const root = (JSON.parse(readFileSync(path.join(bundle, "config.json"), "utf8")) as { root?: { path?: string } }).root?.path
-    return root === undefined ? undefined : path.resolve(bundle, root)
-  } catch {
-    return undefined
-  }
-}
