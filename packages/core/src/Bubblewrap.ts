@@ -293,6 +293,8 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
     // signal, then KILL. bwrap itself is not signalled first: with --die-with-parent its death
     // would SIGKILL the container at once
     const stop = Effect.gen(function* () {
+      // just started: bwrap may not have told us the container's pid yet
+      if (target === 0) yield* waitFor(() => (target > 0 ? true : undefined), 2_000)
       if (!alive()) return
       if (signals === 0) killQuietly(target, "SIGTERM")
       const seen = signals
@@ -302,7 +304,8 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
     const handlers: ReadonlyArray<readonly [NodeJS.Signals, () => void]> = [["SIGINT", forward("SIGINT")], ["SIGTERM", forward("SIGTERM")]]
     const body = Effect.gen(function* () {
       const l = yield* launch(o, "attached", p)
-      const watcher = yield* Effect.fork(
+      // scoped: it ends with this run, however the run ends
+      const watcher = yield* Effect.forkScoped(
         Effect.gen(function* () {
           const st = yield* waitFor(() => readStatus(l.statusFile).childPid, startTimeout)
           if (st === undefined) return
