@@ -36,6 +36,21 @@ const probe = async (what: string, script: string) => {
   }
   return { dir, out, until }
 }
+type Probe = Awaited<ReturnType<typeof probe>>
+
+/**
+ * Runs `bundle` attached under `rt` until its container says "up", then interrupts the run past
+ * spawn.start's first 50 ms (from then on the run is the runtime's to stop); resolves with how long
+ * the interruption took, in ms.
+ */
+const interruptOnceUp = async (rt: { readonly runAttached: (o: { bundle: string; name: string }) => Effect.Effect<number, unknown, never> }, p: Probe, name: string) => {
+  const fiber = Effect.runFork(rt.runAttached({ bundle: p.dir, name }).pipe(Effect.provide(SpawnLive)))
+  assert.is(await p.until("o", "up"), "up\n")
+  await new Promise((r) => setTimeout(r, 200))
+  const started = Date.now()
+  await Effect.runPromise(Fiber.interrupt(fiber))
+  return Date.now() - started
+}
 
 t.before(loud("before", async () => {}))
 t.after(() => cleanupTemps())
@@ -44,31 +59,19 @@ t("interrupted, a container that ignores TERM and INT is killed when the grace r
   const p = await probe("deaf", "trap '' TERM INT; echo up >/out/o; while :; do sleep 0.1; done")
   const name = `${tag}-deaf`
   const rt = await run(makeOciRuntime({ name: "runc", stopGraceMs: 500 }))
-  const fiber = Effect.runFork(rt.runAttached({ bundle: p.dir, name }).pipe(Effect.provide(SpawnLive)))
-  assert.is(await p.until("o", "up"), "up\n")
-  // past spawn.start's first 50 ms: the run is the runtime's to stop
-  await new Promise((r) => setTimeout(r, 200))
-  const started = Date.now()
-  await Effect.runPromise(Fiber.interrupt(fiber))
-  assert.ok(Date.now() - started < 4_000, `the interruption took ${Date.now() - started} ms, past the 500 ms grace`)
+  const took = await interruptOnceUp(rt, p, name)
+  assert.ok(took < 4_000, `the interruption took ${took} ms, past the 500 ms grace`)
   assert.not.ok(existsSync(path.join(stateRootFor("runc"), name)), "no state left")
 })
 
 t("bwrap: interrupted, a container that ignores TERM and INT is killed when the grace runs out; one that handles TERM finishes", async () => {
   const rt = await run(makeBubblewrapRuntime({ stopGraceMs: 500 }))
   const deaf = await probe("bwrap-deaf", "trap '' TERM INT; echo up >/out/o; while :; do sleep 0.1; done")
-  const f1 = Effect.runFork(rt.runAttached({ bundle: deaf.dir, name: `${tag}-bwrap-deaf` }).pipe(Effect.provide(SpawnLive)))
-  assert.is(await deaf.until("o", "up"), "up\n")
-  await new Promise((r) => setTimeout(r, 200))
-  const started = Date.now()
-  await Effect.runPromise(Fiber.interrupt(f1))
-  assert.ok(Date.now() - started < 4_000, `the interruption took ${Date.now() - started} ms, past the 500 ms grace`)
+  const took = await interruptOnceUp(rt, deaf, `${tag}-bwrap-deaf`)
+  assert.ok(took < 4_000, `the interruption took ${took} ms, past the 500 ms grace`)
   const polite = await probe("bwrap-polite", "trap 'sleep 0.2; echo done >/out/o; exit 0' TERM; echo up >/out/o; while :; do sleep 0.1; done")
   const rt2 = await run(makeBubblewrapRuntime({ stopGraceMs: 5_000 }))
-  const f2 = Effect.runFork(rt2.runAttached({ bundle: polite.dir, name: `${tag}-bwrap-polite` }).pipe(Effect.provide(SpawnLive)))
-  assert.is(await polite.until("o", "up"), "up\n")
-  await new Promise((r) => setTimeout(r, 200))
-  await Effect.runPromise(Fiber.interrupt(f2))
+  await interruptOnceUp(rt2, polite, `${tag}-bwrap-polite`)
   assert.is(polite.out("o"), "done\n", "its TERM handler ran to the end, not killed with bwrap")
   assert.not.ok(existsSync(path.join(rt.stateRoot, `${tag}-bwrap-deaf`)) || existsSync(path.join(rt.stateRoot, `${tag}-bwrap-polite`)), "no state left")
 })
@@ -77,9 +80,7 @@ t("interrupted, a container that handles TERM gets one and the time to finish", 
   const p = await probe("polite", "trap 'sleep 0.3; echo done >/out/o; exit 0' TERM; echo up >/out/o; while :; do sleep 0.1; done")
   const name = `${tag}-polite`
   const rt = await run(makeOciRuntime({ name: "runc", stopGraceMs: 5_000 }))
-  const fiber = Effect.runFork(rt.runAttached({ bundle: p.dir, name }).pipe(Effect.provide(SpawnLive)))
-  assert.is(await p.until("o", "up"), "up\n")
-  await Effect.runPromise(Fiber.interrupt(fiber))
+  await interruptOnceUp(rt, p, name)
   assert.is(p.out("o"), "done\n", "its TERM handler ran to the end")
   assert.not.ok(existsSync(path.join(stateRootFor("runc"), name)))
 })

@@ -13,7 +13,7 @@ import { createHash, randomBytes } from "node:crypto"
 import type { DeviceEntry } from "./internal/layerScan.ts"
 import { layerExtrasKey, type LayerExtras } from "./Pull.ts"
 import { Spawn } from "./Spawn.ts"
-import { realOf } from "./Paths.ts"
+import { realOf, within } from "./Paths.ts"
 
 /** union: bottom-up, upper files overwrite; union-add: top-down, existing files stay. */
 export type LayerOrder = "union" | "union-add"
@@ -223,7 +223,7 @@ export const forgetSharedCheckout = (image: Image, containers: ReadonlyArray<{ r
         readFile(path.join(c.bundle, "config.json"), "utf8").then((t) => (JSON.parse(t) as { root?: { path?: string } }).root?.path, () => undefined),
       )
       // by real paths: a repo reached through a symlink names the same tree
-      if (root !== undefined && realOf(path.resolve(c.bundle, root)).startsWith(`${realOf(dir)}/`)) users.push(c.name)
+      if (root !== undefined && within(path.resolve(c.bundle, root), dir)) users.push(c.name)
     }
     if (users.length > 0 || bundles.length > 0) return yield* Effect.fail(new ImageInUse({ image: image.name, containers: users, bundles }))
     yield* Effect.promise(() => removeWhole(dir))
