@@ -1,7 +1,7 @@
 // ours: syscontainers as a user runs it (the CLI, the redis recipe), and the core library in-process for profiles.
 import { Effect } from "effect"
 import path from "node:path"
-import { rmSync } from "node:fs"
+import { readFileSync, rmSync } from "node:fs"
 import { makeSpawn, Spawn, type CommandObserver, type ProcessResult } from "@syscontainers/core/Spawn"
 import * as Ostree from "@syscontainers/core/Ostree"
 import * as Images from "@syscontainers/core/Images"
@@ -13,6 +13,24 @@ import { run, runQuiet } from "./proc.ts"
 
 /** The command a user runs: `packages/core/bin/syscontainers.js`. */
 export const bin = path.join(repoRoot, "packages", "core", "bin", "syscontainers.js")
+
+/**
+ * `tsx` as the README's commands reach it: setup.sh's wrapper in /usr/local/bin for this checkout
+ * (one node with tsx's loader for `tsx FILE`), else tsx's own CLI from node_modules/.bin (a node
+ * that starts another: what a machine without the wrapper, or `pnpm exec tsx`, pays).
+ */
+export const tsxCommand = (): { readonly argv0: string; readonly label: string } => {
+  const wrapper = "/usr/local/bin/tsx"
+  let text = ""
+  try {
+    text = readFileSync(wrapper, "utf8")
+  } catch {
+    // not installed (not root, or setup.sh has not run)
+  }
+  return text.includes(`# syscontainers setup wrapper (${repoRoot})`)
+    ? { argv0: wrapper, label: "setup.sh's tsx wrapper: one node with tsx's loader" }
+    : { argv0: path.join(repoRoot, "node_modules", ".bin", "tsx"), label: "tsx's CLI from node_modules/.bin (no wrapper installed): two nodes" }
+}
 
 /** `node bin --repo REPO --registries-conf CONF ARGS...`; resolves with stdout. */
 export const cli = async (repo: string, registriesConf: string, args: ReadonlyArray<string>): Promise<string> =>

@@ -18,7 +18,7 @@ import type { Ctx } from "./context.ts"
 import { layerBlobs } from "./images.ts"
 import { fmtMs, median } from "./measure.ts"
 import * as Containers from "@syscontainers/core/Containers"
-import { bin, libraryCheckout, libraryPull, recorder, removeContainer, rmTree, withSpawn, type Call } from "./ours.ts"
+import { bin, libraryCheckout, libraryPull, recorder, removeContainer, rmTree, tsxCommand, withSpawn, type Call } from "./ours.ts"
 import { defer, freePort, log, run, timed, waitPong } from "./proc.ts"
 import { prepareBundle } from "./start.ts"
 
@@ -118,7 +118,9 @@ const startup = async (ctx: Ctx) => {
   const cliTs = path.join(repoRoot, "packages", "core", "src", "Cli.ts")
   rows.push(["`syscontainers --help` from the sources through tsx (the bin's fallback)", await probe(["node", "--import", "tsx", "--input-type=module", "-e", `const { main } = await import(${JSON.stringify(cliTs)}); process.exitCode = await main(["--help"])`], n)])
   rows.push([`\`node --import tsx recipes/redis.ts --help\` (${dslBundleCurrent() ? "the dsl's bundle dist/index.cjs" : "the dsl's bundle is stale or missing: dsl + core sources"} through tsx)`, await probe(["node", "--import", "tsx", recipe, "--help"], n)])
-  rows.push(["`tsx recipes/redis.ts --help` (the tsx command, as the README says: one node more)", await probe([path.join(repoRoot, "node_modules", ".bin", "tsx"), recipe, "--help"], n)])
+  const tsx = tsxCommand()
+  rows.push([`\`tsx recipes/redis.ts --help\` (the tsx command, as the README says: ${tsx.label})`, await probe([tsx.argv0, recipe, "--help"], n)])
+  rows.push(["`node_modules/.bin/tsx recipes/redis.ts --help` (tsx's own CLI, as `pnpm exec tsx` runs it: a node that starts another with the loader)", await probe([path.join(repoRoot, "node_modules", ".bin", "tsx"), recipe, "--help"], n)])
   rows.push(["`node --conditions=syscontainers-source --import tsx recipes/redis.ts --help` (the dsl and core sources and Effect module by module through tsx: before the bundle)", await probe(["node", "--conditions=syscontainers-source", "--import", "tsx", recipe, "--help"], n)])
   const esbuild = esbuildBin()
   if (esbuild) {

@@ -10,7 +10,7 @@ import { redisEdits } from "../recipes/redis.ts"
 import { repoRoot } from "../test/fixtures/harness.ts"
 import type { Ctx } from "./context.ts"
 import { compare, fmtMs, interleave, median, row, WARMUP, type Row } from "./measure.ts"
-import { bin, libraryCheckout, libraryPull, removeContainer, rmTree, withSpawn } from "./ours.ts"
+import { bin, libraryCheckout, libraryPull, removeContainer, rmTree, tsxCommand, withSpawn } from "./ours.ts"
 import { makePodman, ulimits, type Podman } from "./podman.ts"
 import { defer, freePort, log, run, runQuiet, waitPong } from "./proc.ts"
 
@@ -139,9 +139,11 @@ export const recipeRuns = async (ctx: Ctx): Promise<Row[]> => {
   const stepTotals = { cold: [] as number[], warm: [] as number[] }
   // `tsx recipes/redis.ts`, as the README says, through the mirror we started (CONTAINERS_REGISTRIES_CONF),
   // as a user's would go through theirs
+  const tsx = tsxCommand()
+  log(`redis recipe: tsx is ${tsx.argv0} (${tsx.label})`)
   const recipe = async (i: number) => {
     const r = await run(
-      [path.join(repoRoot, "node_modules", ".bin", "tsx"), path.join(repoRoot, "recipes", "redis.ts"), "--detach", "--port", String(ports[i]), "--workdir", workdir(i), "--name", name(i)],
+      [tsx.argv0, path.join(repoRoot, "recipes", "redis.ts"), "--detach", "--port", String(ports[i]), "--workdir", workdir(i), "--name", name(i)],
       { cwd: repoRoot, env: { CONTAINERS_REGISTRIES_CONF: ctx.registriesConf } },
     )
     await waitPong(ports[i]!)
@@ -207,7 +209,7 @@ export const recipeRuns = async (ctx: Ctx): Promise<Row[]> => {
     return [
       row({ metric, peer: "budget: 1.0 s wall", ours: warm, theirs: 1000, goal: 1.0, runs: samples.get("warm")!.length }),
       ...compare(metric, samples, "warm", [{ name: "podman", label: "podman run -d until PONG (image cached)" }]),
-      row({ metric: "first vs second recipe run, wall until PONG (ratio warm / cold)", peer: "cold run (fresh workdir)", ours: warm, theirs: cold, goal: 0.33, runs: samples.get("warm")!.length }),
+      row({ metric: "first vs second recipe run, wall until PONG (ratio warm / cold)", peer: "cold run (fresh workdir)", ours: warm, theirs: cold, goal: 0.33, runs: samples.get("warm")!.length, note: `tsx: ${tsx.label}` }),
       // the same runs, counting only the recipe's steps (its own table's total): what re-running saves,
       // without node's and tsx's start, which no recipe can change
       row({ metric: "first vs second recipe run, the recipe's steps (its own total; ratio warm / cold)", peer: "cold run's steps", ours: median(stepTotals.warm), theirs: median(stepTotals.cold), goal: 0.33, runs: stepTotals.warm.length }),

@@ -99,7 +99,14 @@ put_on_path() { # name fallback-target
     printf '#!/bin/sh\n# syscontainers setup wrapper (%s)\n' "${here//$'\n'/ }"
     # straight to the pinned node (pnpm's shell shim costs a shell and three helper processes);
     # without it (another platform, an install without optional packages), the usual way
-    printf '[ -x %s ] && exec %s %s "$@"\n' "$(sq "$node")" "$(sq "$node")" "$(sq "$script")"
+    printf 'if [ -x %s ]; then\n' "$(sq "$node")"
+    if [[ $1 == tsx ]]; then
+      # `tsx FILE [ARGS]`: one node with tsx's loader, the `node --import tsx FILE` form tsx documents,
+      # instead of tsx's CLI starting a second node for it (~65 ms here, and signals go straight to
+      # the script); flags, `watch` and the REPL need tsx's CLI
+      printf '  case "${1-}" in\n    ""|-*|watch) ;;\n    *) [ -f "$1" ] && exec %s --import %s "$@" ;;\n  esac\n' "$(sq "$node")" "$(sq "$here/node_modules/tsx/dist/loader.mjs")"
+    fi
+    printf '  exec %s %s "$@"\nfi\n' "$(sq "$node")" "$(sq "$script")"
     printf 'exec %s "$@"\n' "$(sq "$2")"
   } > "$w.tmp" && chmod 755 "$w.tmp" && mv "$w.tmp" "$w"
 }

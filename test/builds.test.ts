@@ -4,6 +4,7 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs"
 import path from "node:path"
+import { spawn } from "node:child_process"
 import { pathToFileURL } from "node:url"
 import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
 import { cacheFileOf } from "@syscontainers/core/codeCache"
@@ -89,5 +90,29 @@ export async function resolve(specifier, context, next) {
   const oneByOne = urls.filter((u) => u.includes("/node_modules/.pnpm/effect@") || u.includes("/packages/core/src/") || u.includes("/packages/dsl/src/"))
   assert.equal(oneByOne, [], "modules the bundle should have held")
 })
+
+// setup.sh installs it as root (the README's `tsx recipes/redis.ts`); elsewhere there is none to test
+const tsxWrapper = "/usr/local/bin/tsx"
+const ourWrapper = existsSync(tsxWrapper) && readFileSync(tsxWrapper, "utf8").includes(`# syscontainers setup wrapper (${repoRoot})`)
+if (process.getuid?.() === 0 && !ourWrapper) throw new Error(`builds: ${tsxWrapper} is not setup.sh's wrapper for ${repoRoot}: run bash scripts/setup.sh`)
+
+if (ourWrapper)
+  t("setup.sh's tsx wrapper: `tsx FILE ARGS` is one node running FILE with tsx's loader (its pid, args and status); flags still reach tsx's CLI", async () => {
+    const dir = tempDir("tsx-wrapper")
+    const script = path.join(dir, "probe.ts")
+    // type annotations: tsx's loader is there; the pid: no second node stands between us and the script
+    writeFileSync(script, "const pid: number = process.pid\nconsole.log(JSON.stringify({ pid, args: process.argv.slice(2) }))\nprocess.exitCode = 3\n")
+    const child = spawn(tsxWrapper, [script, "a b", "--flag"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    child.stdout.on("data", (d: Buffer) => (out += d))
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
+    const seen = JSON.parse(out) as { pid: number; args: string[] }
+    assert.equal(seen.args, ["a b", "--flag"])
+    assert.is(seen.pid, child.pid, "the script runs in the process the wrapper became (tsx's CLI would start another node)")
+    assert.is(code, 3)
+    // not a file: tsx's own CLI, which knows its flags
+    assert.match(await sh([tsxWrapper, "--version"]), /tsx v\d/)
+    assert.is((await sh([tsxWrapper, "-e", "const n: number = 41; console.log(n + 1)"])).trim(), "42")
+  })
 
 t.run()
