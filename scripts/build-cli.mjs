@@ -3,13 +3,14 @@
 // tsx each module crosses to its hooks' thread and back: ~0.3 s for Effect alone here).
 import { build } from "esbuild"
 import { execFileSync } from "node:child_process"
+import { createRequire } from "node:module"
 import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import codeCache from "../packages/core/bin/codeCache.js"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 
-const { cacheFilesOf, loadCached } = codeCache
+const { cacheFilesOf } = codeCache
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const bundle = (entry, outfile, format) =>
   build({
@@ -52,7 +53,10 @@ try {
 // packages/dsl/index.mjs chooses the bundle or the sources at import time; an ES module names its
 // exports statically, so the list is written here from what the bundle exports
 const loader = path.join(root, "packages/dsl/index.mjs")
-const names = Object.keys(loadCached(dsl)).sort()
+// (its cache is made by a process of its own: one that also ran the build would look long-running,
+// and a real run, which compiles much more, would not replace the cache it left)
+execFileSync(process.execPath, ["-e", `require(${JSON.stringify(path.join(root, "packages/core/bin/codeCache.js"))}).loadCached(${JSON.stringify(dsl)})`], { stdio: "ignore" })
+const names = Object.keys(createRequire(import.meta.url)(dsl)).sort()
 const text = `// @syscontainers/dsl as node loads it: the bundled build (dist/index.cjs, from scripts/build-cli.mjs,
 // through V8's code cache) when no source of dsl or core is newer, else the TypeScript sources (the
 // caller runs under tsx). Written by scripts/build-cli.mjs: the export list follows src/index.ts.

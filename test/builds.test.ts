@@ -7,7 +7,7 @@ import path from "node:path"
 import { spawn } from "node:child_process"
 import { pathToFileURL } from "node:url"
 import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
-import { cacheFileOf } from "@syscontainers/core/codeCache"
+import { cacheFileOf, readCache } from "@syscontainers/core/codeCache"
 import * as dslSources from "@syscontainers/dsl"
 import { cleanupTemps, repoRoot, sh, tempDir } from "./fixtures/harness.ts"
 
@@ -71,6 +71,31 @@ t("loadCached: runs a CommonJS bundle, writes V8's code cache at exit, takes it 
   at(bundle, 6000)
   assert.is(await answer(), "two:b.cjs", "the rebuilt bundle's own code runs")
   assert.ok(existsSync(cacheFileOf(bundle)) && cacheFileOf(bundle) !== first, "under its own cache")
+})
+
+t("loadCached: a run much longer than the one that wrote the cache writes it again (it compiled more); a short one leaves it", async () => {
+  const dir = tempDir("v8cache-grow")
+  const bundle = path.join(dir, "b.cjs")
+  const runner = path.join(dir, "run.cjs")
+  // the bundle's `busy` keeps the process running for the ms it is given, as a real command would
+  writeFileSync(runner, `const { loadCached } = require(${JSON.stringify(path.join(repoRoot, "packages/core/bin/codeCache.js"))})\nloadCached(${JSON.stringify(bundle)}).busy(Number(process.argv[2]))`)
+  writeFileSync(bundle, "exports.busy = (ms) => { const end = Date.now() + ms; while (Date.now() < end); }")
+  const runFor = (ms: number) => sh([process.execPath, runner, String(ms)])
+  const ranMsOf = () => readCache(cacheFileOf(bundle))?.ranMs ?? NaN
+  await runFor(0)
+  const short = ranMsOf()
+  assert.ok(short > 0 && short < 1000, `the first run wrote the cache and how long it ran (${short} ms)`)
+  await runFor(0)
+  assert.is(ranMsOf(), short, "a run as short as the writer's leaves the cache")
+  await runFor(600)
+  const long = ranMsOf()
+  assert.ok(long >= 600 && long > short, `a run 600 ms longer wrote it again (${long} ms)`)
+  await runFor(0)
+  assert.is(ranMsOf(), long, "a shorter run leaves the longer run's cache")
+  // a file in another format (an older build's): V8 never sees it, and the run writes ours
+  writeFileSync(cacheFileOf(bundle), "not a cache of ours")
+  await runFor(0)
+  assert.ok(ranMsOf() > 0, "replaced by one in our format")
 })
 
 t("a recipe run as a user runs it loads the bundle: no module of Effect or of our sources is resolved one by one", async () => {
