@@ -12,7 +12,7 @@ import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { CommandFailed, InvalidInput, SpecInvalid, ToolMissing } from "../packages/core/src/Errors.ts"
-import { Spawn, SpawnLive } from "../packages/core/src/Spawn.ts"
+import { makeSpawn, Spawn, SpawnLive } from "../packages/core/src/Spawn.ts"
 import * as RuntimeSpec from "../packages/core/src/RuntimeSpec.ts"
 import type { Edit, RuntimeConfig } from "../packages/core/src/RuntimeSpec.ts"
 import { writeFileAtomic } from "../packages/core/src/internal/specFiles.ts"
@@ -119,6 +119,34 @@ test("generate: runc spec's config with terminal off, valid in both schemas, not
   assert.equal(listing(bundle), ["config.json"])
   assert.equal(scratchDirs(), scratchBefore, "runc's scratch directory is removed")
   assert.ok(readFileSync(path.join(bundle, "config.json"), "utf8").startsWith("{\n\t\"ociVersion\""), "tab-indented like runc")
+})
+
+test("generate reuse: runc runs once per bundle, runc binary and ids; a re-run takes its output from the memo; another key or a broken memo runs runc", async () => {
+  const bundle = newDir("reuse")
+  const runs: string[][] = []
+  const counting = Layer.succeed(Spawn, makeSpawn(({ argv, result }) => void (result && argv[0] === "runc" && runs.push([...argv]))))
+  const gen = (o: { rootless: boolean; reuse?: boolean }) => Effect.runPromise(RuntimeSpec.generateFrom({ bundle, terminal: false, replace: true, reuse: true, ...o }).pipe(Effect.provide(counting)))
+  const first = await gen({ rootless: true })
+  assert.is(first.reused, undefined)
+  assert.is(runs.length, 1, "the first run starts runc")
+  const memo = path.join(bundle, ".syscontainers-runc-spec.json")
+  assert.ok(existsSync(memo), "and keeps its output")
+  // the container's edits since then do not matter: the memo holds runc's own output
+  writeFileSync(path.join(bundle, "config.json"), "{}")
+  const second = await gen({ rootless: true })
+  assert.is(second.reused, memo)
+  assert.is(runs.length, 1, "no runc process the second time")
+  assert.equal(second.config, first.config)
+  assert.equal(configOf(bundle), first.config, "config.json written as runc's output again")
+  await gen({ rootless: false })
+  assert.is(runs.length, 2, "--rootless changed: runc runs")
+  assert.not.ok(configOf(bundle).linux?.uidMappings, "and its output is the non-rootless one")
+  writeFileSync(memo, "{ not json")
+  const afterBroken = await gen({ rootless: false })
+  assert.is(runs.length, 3, "a broken memo: runc runs")
+  assert.is(afterBroken.reused, undefined)
+  await gen({ rootless: false, reuse: false })
+  assert.is(runs.length, 4, "reuse off: runc runs")
 })
 
 test("generate: terminal follows the caller's request, else whether stdin is a TTY", async () => {

@@ -12,6 +12,7 @@ import { Spawn } from "./Spawn.ts"
 import { applyAll, isBindMount } from "./internal/specEdits.ts"
 import { readIfExists, readInRoot, writeFileAtomic } from "./internal/specFiles.ts"
 import { firstSubidRange, isIdProblem, resolveUser } from "./internal/specIds.ts"
+import { memoFileOf, memoKeyOf, recall, remember } from "./internal/runcSpecMemo.ts"
 // a JSON import, so the bundled command carries the schema with it
 import productSchema from "./schema/runtime-config.schema.json" with { type: "json" }
 import generatedValidator, { schemaHash as generatedSchemaHash } from "./schema/runtime-config.validate.generated.js"
@@ -324,10 +325,18 @@ export interface GenerateOptions {
   readonly terminal?: boolean
   /** Overwrite an existing config.json (default: fail). */
   readonly replace?: boolean
+  /**
+   * Take runc's output from the bundle's memo when the runc binary, --rootless and our ids are
+   * those it was made with, and keep the memo when runc runs (default: always run runc).
+   */
+  readonly reuse?: boolean
 }
 
 /** Writes BUNDLE/config.json from `runc spec [--rootless]` with process.terminal set; validated, atomic. */
-export const generate = Effect.fn("RuntimeSpec.generate")(
+export const generate = (o: GenerateOptions) => Effect.map(generateFrom(o), (g) => g.config)
+
+/** generate, and whether runc's output came from the bundle's memo (its file) rather than from runc. */
+export const generateFrom = Effect.fn("RuntimeSpec.generate")(
   function* (o: GenerateOptions) {
     const spawn = yield* Spawn
     const file = configPath(o.bundle)
@@ -336,30 +345,39 @@ export const generate = Effect.fn("RuntimeSpec.generate")(
     if (existsSync(file) && o.replace !== true)
       return yield* new InvalidInput({ input: file, reason: "a config.json already exists and runc spec will not overwrite it", fix: "regenerate it with `syscontainers spec --replace` (replace: true in the library), or change it with `syscontainers patch` (patchConfig)" })
 
-    // runc spec writes into an empty directory of ours: it refuses an existing config.json, and
-    // this way the old one stays in place until the new one is validated and renamed over it
-    const scratch = yield* Effect.acquireRelease(
-      Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "syscontainers-spec-"))),
-      (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true })),
-    )
-    const argv = ["runc", "spec", ...(o.rootless ? ["--rootless"] : []), "--bundle", scratch]
-    yield* spawn.run(argv)
-    const text = yield* Effect.promise(() => fs.readFile(path.join(scratch, "config.json"), "utf8").catch(() => ""))
-    let spec: RuntimeConfig
-    try {
-      spec = JSON.parse(text) as RuntimeConfig
-    } catch {
-      return yield* new CommandFailed({ argv, exitCode: 0, signal: null, stderrTail: `runc spec did not write a JSON config.json:\n${text.slice(0, 400)}` })
-    }
+    const key = o.reuse ? memoKeyOf("runc", o.rootless) : undefined
+    const recalled = key ? (recall(o.bundle, key) as RuntimeConfig | undefined) : undefined
+    const spec = recalled ?? (yield* runcSpec(spawn, o.rootless))
+    if (key && !recalled) yield* Effect.promise(() => remember(o.bundle, key, spec).catch(() => {})) // a re-run just runs runc again
     const terminal = o.terminal ?? stdin.isTTY === true
     // a bundle on the image's shared checkout names it: runc refuses a rootfs that is a symlink
     const shared = checkoutOf(o.bundle)?.rootfs
     const config: RuntimeConfig = { ...spec, process: { ...(spec.process ?? { cwd: "/" }), terminal }, ...(shared ? { root: { path: shared, readonly: true } } : {}) }
     yield* writeChecked(o.bundle, config, [])
-    return config
+    return { config, reused: recalled ? memoFileOf(o.bundle) : undefined }
   },
-  Effect.scoped,
 )
+
+/** What `runc spec [--rootless]` writes, parsed. */
+const runcSpec = (spawn: Spawn["Type"], rootless: boolean) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      // runc spec writes into an empty directory of ours: it refuses an existing config.json, and
+      // this way the old one stays in place until the new one is validated and renamed over it
+      const scratch = yield* Effect.acquireRelease(
+        Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "syscontainers-spec-"))),
+        (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true })),
+      )
+      const argv = ["runc", "spec", ...(rootless ? ["--rootless"] : []), "--bundle", scratch]
+      yield* spawn.run(argv)
+      const text = yield* Effect.promise(() => fs.readFile(path.join(scratch, "config.json"), "utf8").catch(() => ""))
+      try {
+        return JSON.parse(text) as RuntimeConfig
+      } catch {
+        return yield* new CommandFailed({ argv, exitCode: 0, signal: null, stderrTail: `runc spec did not write a JSON config.json:\n${text.slice(0, 400)}` })
+      }
+    }),
+  )
 
 /** Reads BUNDLE/config.json, applies `edits`, validates, creates bind sources, writes atomically; unchanged on failure. */
 export const patchConfig = Effect.fn("RuntimeSpec.patchConfig")(function* (o: { readonly bundle: string; readonly edits: ReadonlyArray<Edit> }): Effect.fn.Return<RuntimeConfig, SpecInvalid | InvalidInput> {

@@ -200,8 +200,11 @@ export const generateSpec = <O, D>(
     Effect.gen(function* () {
       const bundle = o.bundle(c)
       for (const d of o.mkdirs?.(c) ?? []) mkdirSync(path.join(bundle, d), { recursive: true })
-      // no terminal: the container's output goes to our stdout or its log, and a TTY would block detaching
-      return yield* RuntimeSpec.generate({ bundle, rootless: o.rootless(c), terminal: false, replace: true })
+      // no terminal: the container's output goes to our stdout or its log, and a TTY would block detaching;
+      // a re-run takes runc's output from the bundle while runc and our ids are unchanged (no runc spec)
+      const { config, reused } = yield* RuntimeSpec.generateFrom({ bundle, rootless: o.rootless(c), terminal: false, replace: true, reuse: !c.fresh })
+      if (reused) c.emit({ kind: "note", text: `runc spec: same runc, same user as last run: its output reused from ${path.relative(c.workdir, reused)}` })
+      return config
     }),
 })
 
