@@ -24,6 +24,7 @@ export const {
   generateSpec,
   helpText,
   humanReporter,
+  inOrder,
   initRepo,
   isMain,
   jsonReporter,

@@ -1,6 +1,7 @@
 // Spawn: the one place that starts processes (through zx), always from an argv array.
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { $, type ProcessPromise } from "zx/core"
@@ -117,15 +118,52 @@ const awaitOutput = (argv: ReadonlyArray<string>, p: ProcessPromise) =>
     Effect.map((o) => toResult(argv, { exitCode: o.exitCode, signal: o.signal, stdout: o.stdout ?? "", stderr: o.stderr ?? "", duration: o.duration ?? 0 })),
   )
 
+/**
+ * How this fiber's commands reach the observer: at once (undefined), or through a holder that
+ * delivers them later (a later branch of inOrder).
+ */
+const reportVia = FiberRef.unsafeMake<((deliver: () => void) => void) | undefined>(undefined)
+
+const report = (deliver: () => void) => Effect.flatMap(FiberRef.get(reportVia), (via) => Effect.sync(() => (via ? via(deliver) : deliver())))
+
+type Successes<T extends ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>> = { -readonly [K in keyof T]: Effect.Effect.Success<T[K]> }
+
+/**
+ * Runs `effects` at once, but their commands reach the observer as if they had run one after
+ * another: the first's as they happen, a later one's once every one before it has ended. Progress
+ * and tutorials then read the same whichever process finishes first.
+ */
+export const inOrder = <const T extends ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>>(
+  effects: T,
+): Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>> =>
+  Effect.suspend(() => {
+    const held = effects.map(() => [] as Array<() => void>)
+    const ended = effects.map(() => false)
+    // the first branch that has not ended: its reports, and those of the ended ones before it, are out
+    let open = 0
+    const flush = (i: number) => held[i]!.splice(0).forEach((deliver) => deliver())
+    const advance = () => {
+      while (open < effects.length && ended[open]) flush(open++)
+      if (open < effects.length) flush(open)
+    }
+    const branches = effects.map((e, i) =>
+      e.pipe(
+        Effect.locally(reportVia, (deliver: () => void) => (i <= open ? deliver() : held[i]!.push(deliver))),
+        Effect.ensuring(Effect.sync(() => ((ended[i] = true), advance()))),
+      ),
+    )
+    return Effect.all(branches, { concurrency: "unbounded" }) as unknown as Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>>
+  })
+
 /** Builds a Spawn that reports every command to `observe`. */
 export const makeSpawn = (observe?: CommandObserver) =>
   Spawn.of({
     run: (argv, options = {}) =>
       Effect.suspend(() => {
-        observe?.({ argv })
         const p = shellFor(argv, options)
         // interrupted (Ctrl-C, a sibling failed): the process must not outlive the effect
-        return awaitOutput(argv, p).pipe(
+        return report(() => observe?.({ argv })).pipe(
+          Effect.zipRight(awaitOutput(argv, p)),
           Effect.onInterrupt(() =>
             Effect.sync(() => {
               try {
@@ -138,7 +176,7 @@ export const makeSpawn = (observe?: CommandObserver) =>
         )
       }).pipe(
         Effect.tap((result) =>
-          Effect.sync(() =>
+          report(() =>
             observe?.({ argv, result, ...(typeof options.input === "string" ? { input: options.input } : {}), ...(options.inputFrom ? { inputFrom: options.inputFrom } : {}) }),
           ),
         ),
@@ -153,8 +191,7 @@ export const makeSpawn = (observe?: CommandObserver) =>
       ),
     start: (argv, options = {}) =>
       Effect.acquireRelease(
-        Effect.sync(() => {
-          observe?.({ argv })
+        Effect.zipRight(report(() => observe?.({ argv })), Effect.sync(() => {
           const p = shellFor(argv, options)
           const exited = awaitOutput(argv, p)
           const pid = p.pid ?? -1
@@ -174,7 +211,7 @@ export const makeSpawn = (observe?: CommandObserver) =>
               }),
           }
           return running
-        }),
+        })),
         (running) =>
           Effect.gen(function* () {
             yield* running.kill("SIGTERM")

@@ -1,0 +1,45 @@
+// Spawn: inOrder runs work at once while its commands reach the observer in a fixed order.
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import * as Effect from "effect/Effect"
+import { inOrder, makeSpawn, Spawn, type CommandObserver } from "../packages/core/src/Spawn.ts"
+
+const t = suite("Spawn")
+
+/** Runs `e` with a real Spawn whose observer logs "start:ARGV" and "done:ARGV" as they come. */
+const observed = async <A, E>(e: Effect.Effect<A, E, Spawn>) => {
+  const seen: string[] = []
+  const observe: CommandObserver = ({ argv, result }) => void seen.push(`${result ? "done" : "start"}:${argv.join(" ")}`)
+  const t0 = Date.now()
+  const exit = await Effect.runPromiseExit(e.pipe(Effect.provideService(Spawn, makeSpawn(observe))))
+  return { exit, seen, ms: Date.now() - t0 }
+}
+
+const sh = (script: string) => Effect.flatMap(Spawn, (s) => s.run(["sh", "-c", script]))
+
+t("inOrder: branches run at once; a later branch's commands are reported after the earlier branch's, though they ended first", async () => {
+  const slow = Effect.zipRight(sh("sleep 0.3; echo a1"), sh("echo a2"))
+  const quick = sh("echo b1")
+  const { exit, seen, ms } = await observed(inOrder([slow, quick]))
+  assert.ok(exit._tag === "Success", String(exit))
+  if (exit._tag === "Success") assert.equal(exit.value.map((r) => r.stdout.trim()), ["a2", "b1"], "each branch's result, in the branches' order")
+  assert.equal(seen, ["start:sh -c sleep 0.3; echo a1", "done:sh -c sleep 0.3; echo a1", "start:sh -c echo a2", "done:sh -c echo a2", "start:sh -c echo b1", "done:sh -c echo b1"])
+  // b1 ran while a1 slept: one after the other would take as long as both
+  assert.ok(ms < 300 + 250, `ran at once (${ms} ms)`)
+})
+
+t("inOrder: a failing branch ends the others, and every command that ran is still reported, in order", async () => {
+  const long = sh("sleep 5")
+  const failing = Effect.zipRight(sh("sleep 0.1"), sh("exit 3"))
+  const { exit, seen, ms } = await observed(inOrder([long, failing]))
+  assert.is(exit._tag, "Failure")
+  assert.ok(ms < 3000, `the sleeping branch was interrupted (${ms} ms)`)
+  assert.equal(seen, ["start:sh -c sleep 5", "start:sh -c sleep 0.1", "done:sh -c sleep 0.1", "start:sh -c exit 3", "done:sh -c exit 3"], "the interrupted one never finished; the failed branch's reports came after it ended")
+})
+
+t("outside inOrder, commands are reported as they happen", async () => {
+  const { seen } = await observed(Effect.all([sh("sleep 0.2"), sh("true")], { concurrency: "unbounded" }))
+  assert.equal(seen.indexOf("done:sh -c true") < seen.indexOf("done:sh -c sleep 0.2"), true, `live order: ${seen.join(", ")}`)
+})
+
+t.run()
