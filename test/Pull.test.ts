@@ -177,7 +177,7 @@ t("a repo in another mode: RepoMismatch", async () => {
 })
 
 t("skopeo missing: ToolMissing names the Debian package", async () => {
-  // the real Spawn, asked for a skopeo that is not on this machine: exit 127 from the shell
+  // the real Spawn, asked for a skopeo that is not on this machine: it cannot start (ENOENT)
   const real = makeSpawn()
   const fake = Spawn.of({ ...real, run: (argv, o) => real.run(argv[0] === "skopeo" ? ["/nonexistent/bin/skopeo", ...argv.slice(1)] : argv, o) })
   const r = await Effect.runPromise(

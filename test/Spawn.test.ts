@@ -1,8 +1,9 @@
-// Spawn: inOrder runs work at once while its commands reach the observer in a fixed order.
+// Spawn: argv straight to the kernel (no shell), missing tools, and inOrder, which runs work at once
+// while its commands reach the observer in a fixed order.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
-import { inOrder, makeSpawn, Spawn, type CommandObserver } from "../packages/core/src/Spawn.ts"
+import { inOrder, makeSpawn, Spawn, SpawnLive, type CommandObserver } from "../packages/core/src/Spawn.ts"
 
 const t = suite("Spawn")
 
@@ -16,6 +17,38 @@ const observed = async <A, E>(e: Effect.Effect<A, E, Spawn>) => {
 }
 
 const sh = (script: string) => Effect.flatMap(Spawn, (s) => s.run(["sh", "-c", script]))
+
+const live = <A, E>(e: Effect.Effect<A, E, Spawn>) => Effect.runPromise(Effect.either(e).pipe(Effect.provide(SpawnLive)))
+
+t("argv reaches the tool as it is, with no shell: no word splitting, no globbing, no PWD or SHLVL added", async () => {
+  const odd = ["two words", "*", "$HOME", "a'b\"c", ""]
+  const r = await live(Effect.flatMap(Spawn, (s) => s.run(["printf", "[%s]\n", ...odd])))
+  assert.ok(r._tag === "Right")
+  if (r._tag === "Right") assert.is(r.right.stdout, odd.map((a) => `[${a}]\n`).join(""))
+  const env = await live(Effect.flatMap(Spawn, (s) => s.run(["/usr/bin/env"], { cleanEnv: true, env: { ONLY: "this" } })))
+  assert.ok(env._tag === "Right" && env.right.stdout === "ONLY=this\n", "the environment given, nothing more")
+})
+
+t("a tool that is not there: ToolMissing naming its Debian package, from run and at once from start; a tool's own exit 127 is its status", async () => {
+  const run = await live(Effect.flatMap(Spawn, (s) => s.run(["/nonexistent/skopeo", "inspect"])))
+  assert.ok(run._tag === "Left" && run.left._tag === "ToolMissing" && run.left.debianPackage === "skopeo", JSON.stringify(run))
+  const t0 = Date.now()
+  const start = await live(Effect.scoped(Effect.flatMap(Spawn, (s) => s.start(["no-such-tool-syscontainers"]))))
+  assert.ok(start._tag === "Left" && start.left._tag === "ToolMissing", JSON.stringify(start))
+  assert.ok(Date.now() - t0 < 40, "start knows at once, without waiting to see the tool exit")
+  const own = await live(Effect.flatMap(Spawn, (s) => s.run(["sh", "-c", "echo not found >&2; exit 127"])))
+  assert.ok(own._tag === "Left" && own.left._tag === "CommandFailed" && own.left.exitCode === 127, JSON.stringify(own))
+  // started: a pid of its own, and the scope ends it
+  const pid = await Effect.runPromise(Effect.scoped(Effect.flatMap(Spawn, (s) => Effect.map(s.start(["sleep", "5"]), (p) => p.pid))).pipe(Effect.provide(SpawnLive)))
+  assert.ok(pid > 0)
+  let alive = true
+  try {
+    process.kill(pid, 0)
+  } catch {
+    alive = false
+  }
+  assert.not.ok(alive, "ended with its scope")
+})
 
 t("inOrder: branches run at once; a later branch's commands are reported after the earlier branch's, though they ended first", async () => {
   const slow = Effect.zipRight(sh("sleep 0.3; echo a1"), sh("echo a2"))

@@ -51,8 +51,8 @@ export interface BubblewrapRuntime extends ContainerRuntime {
 }
 
 const allExitCodes = Array.from({ length: 256 }, (_, i) => i)
-// SHLVL: Spawn's shell (bash) on a socket stdin with no SHLVL thinks rshd started it and sources ~/.bashrc
-const launchEnv = { PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", SHLVL: "1" }
+// the launcher (setsid, prlimit, bwrap) finds its tools on our PATH and gets nothing else of ours
+const launchEnv = { PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
 
 // what we refuse ourselves has no argv of its own: name the verb, so the message still reads
 // "bwrap-runtime kill web: exit 1 / container web is not running" (RuntimeError has no better tag)
@@ -375,13 +375,10 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
       ...(entersUser ? ["--preserve-credentials"] : []),
       "--", ...argv,
     ]
+    // exactly the container's environment (Spawn puts no shell in between to add PWD or SHLVL); a
+    // command missing in the container is nsenter's exit 127, as it is the runtime's for runc exec
     const env = Object.fromEntries(s.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]))
-    // Spawn's bash adds PWD (a host path) and SHLVL; env(1) takes them out again, unless the container set them
-    const scrub = ["PWD", "SHLVL"].flatMap((k) => (k in env ? [`${k}=${env[k]}`] : ["-u", k]))
-    const envTool = yield* tool("env")
-    const r = yield* spawn.run([envTool, ...scrub, ...cmd], { cleanEnv: true, env: { ...env, SHLVL: "1" }, okExitCodes: allExitCodes }).pipe(
-      // nsenter is there (checked above): a 127 is the command missing inside the container
-      Effect.catchTag("ToolMissing", () => Effect.succeed({ exitCode: 127, stdout: "", stderr: `nsenter: failed to execute ${argv[0]}: not found in the container\n` })),
+    const r = yield* spawn.run(cmd, { cleanEnv: true, env, okExitCodes: allExitCodes }).pipe(
       Effect.catchTag("CommandFailed", (e) => (e.signal ? Effect.succeed({ exitCode: 128 + (parseSignal(e.signal) ?? 0), stdout: "", stderr: e.stderrTail }) : Effect.fail(e))),
     )
     return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }

@@ -160,7 +160,7 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
           Effect.sync(() => handlers.forEach(([sig, h]) => process.on(sig, h))),
           () => Effect.sync(() => handlers.forEach(([sig, h]) => process.off(sig, h))),
         )
-        // interrupted before the runtime process is ours to watch (spawn.start's first 50 ms), the
+        // interrupted before the runtime process is ours to watch (while spawn.start starts it), the
         // stop below cannot run: the container, if it came to be, is deleted as the scope closes
         let stopped = false
         yield* Effect.addFinalizer((exit) => (Exit.isFailure(exit) && !stopped && holds(s.name) ? remove(s.name, { force: true }).pipe(Effect.ignore) : Effect.void))

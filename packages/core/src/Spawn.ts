@@ -5,6 +5,7 @@ import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { $, type ProcessPromise } from "zx/core"
+import { spawn as spawnProcess } from "node:child_process"
 import type { Readable } from "node:stream"
 import { CommandFailed, ToolMissing } from "./Errors.ts"
 import { debianPackageOf } from "./internal/tools.ts"
@@ -23,8 +24,6 @@ export interface RunOptions {
   readonly stdio?: "pipe" | "inherit" | { readonly stdout: number; readonly stderr: number }
   /** Exit codes that are not failures (default: only 0). */
   readonly okExitCodes?: ReadonlyArray<number>
-  /** Whether exit 127 means "tool not installed" (default true; a wrapper like nsenter passes 127 through). */
-  readonly detectMissingTool?: boolean
 }
 
 /** What a finished process left. */
@@ -35,6 +34,8 @@ export interface ProcessResult {
   readonly stdout: string
   readonly stderr: string
   readonly durationMs: number
+  /** Why the process never started (the errno of its exec: ENOENT when the tool is not there). */
+  readonly notStarted?: string
 }
 
 /** A process started in the background; ended by its scope if still running. */
@@ -58,10 +59,10 @@ export type CommandObserver = (event: {
 }) => void
 
 export class Spawn extends Context.Tag("@syscontainers/core/Spawn")<Spawn, {
-  /** Runs argv to completion; fails with CommandFailed on a bad exit, ToolMissing on exit 127. */
+  /** Runs argv to completion; fails with CommandFailed on a bad exit, ToolMissing when the tool is not there to start. */
   readonly run: (argv: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<ProcessResult, CommandFailed | ToolMissing>
-  /** Starts argv in the background; the process is killed (SIGTERM, then SIGKILL) when the scope closes. */
-  readonly start: (argv: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<Running, ToolMissing, Scope.Scope>
+  /** Starts argv in the background (ToolMissing, or CommandFailed, when it cannot start); the process is killed (SIGTERM, then SIGKILL) when the scope closes. */
+  readonly start: (argv: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<Running, ToolMissing | CommandFailed, Scope.Scope>
 }>() {}
 
 /** zx's command for argv; started at once (zx runs it on creation). */
@@ -78,16 +79,18 @@ const commandFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
   const env: Record<string, string> = {}
   const base = options.cleanEnv ? {} : process.env
   for (const [k, v] of Object.entries({ ...base, ...options.env })) if (v !== undefined) env[k] = v
-  // node's stdio pipes are sockets: bash with SHLVL unset takes that for an ssh login and reads ~/.bashrc
-  env["SHLVL"] ??= "1"
-  // `exec` replaces the shell zx needs with the tool itself, so pid and signals are the tool's
+  const [file = "", ...args] = argv
   return $({
     cwd: options.cwd ?? process.cwd(),
     env,
     quiet: true,
     nothrow: true,
     verbose: false,
-    prefix: "exec ",
+    // zx quotes argv into a command line for a shell; we hand the argv itself to the kernel instead:
+    // no bash between us and the tool (~1 ms a process, and none of the ~/.bashrc bash reads when
+    // its stdin is a socket, as node's pipes are), the pid is the tool's, and a missing tool fails
+    // to start (ENOENT) instead of exiting 127 like anything else may
+    spawn: ((_command: string, _args: unknown, spawnOptions: object) => spawnProcess(file, args, { ...spawnOptions, shell: false })) as never,
     ...(options.input !== undefined ? { input: options.input } : {}),
     stdio:
       options.stdio === "inherit"
@@ -98,24 +101,27 @@ const commandFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
   })`${[...argv]}`
 }
 
-const toResult = (argv: ReadonlyArray<string>, out: { exitCode: number | null; signal: string | null; stdout: string; stderr: string; duration: number }): ProcessResult => ({
+const toResult = (argv: ReadonlyArray<string>, out: { exitCode: number | null; signal: string | null; stdout: string; stderr: string; duration: number; notStarted?: string | undefined }): ProcessResult => ({
   argv,
-  exitCode: out.exitCode,
+  exitCode: out.notStarted ? null : out.exitCode,
   signal: out.signal,
   stdout: out.stdout,
-  stderr: out.stderr,
+  stderr: out.notStarted ? `${argv[0]}: cannot start it (${out.notStarted})` : out.stderr,
   durationMs: out.duration,
+  ...(out.notStarted ? { notStarted: out.notStarted } : {}),
 })
 
-const missing = (argv: ReadonlyArray<string>, r: ProcessResult, options: RunOptions = {}) =>
-  options.detectMissingTool !== false &&
-  r.exitCode === 127 && /not found|No such file/.test(r.stderr)
-    ? new ToolMissing({ tool: argv[0] ?? "", debianPackage: debianPackageOf(argv[0] ?? "") })
-    : undefined
+/** ToolMissing when the tool could not be found to start; a tool's own exit status (127 too) is its own. */
+const missing = (argv: ReadonlyArray<string>, r: ProcessResult) =>
+  r.notStarted === "ENOENT" ? new ToolMissing({ tool: argv[0] ?? "", debianPackage: debianPackageOf(argv[0] ?? "") }) : undefined
 
 const awaitOutput = (argv: ReadonlyArray<string>, p: ProcessPromise) =>
   Effect.promise(() => p.then((o) => o, (o) => o)).pipe(
-    Effect.map((o) => toResult(argv, { exitCode: o.exitCode, signal: o.signal, stdout: o.stdout ?? "", stderr: o.stderr ?? "", duration: o.duration ?? 0 })),
+    Effect.map((o) => {
+      // zx keeps the spawn's own error (the exec failed) as the output's cause
+      const code = (o.cause as NodeJS.ErrnoException | null | undefined)?.code
+      return toResult(argv, { exitCode: o.exitCode, signal: o.signal, stdout: o.stdout ?? "", stderr: o.stderr ?? "", duration: o.duration ?? 0, notStarted: p.pid === undefined ? (code ?? "unknown error") : undefined })
+    }),
   )
 
 /**
@@ -181,7 +187,7 @@ export const makeSpawn = (observe?: CommandObserver) =>
           ),
         ),
         Effect.flatMap((r): Effect.Effect<ProcessResult, CommandFailed | ToolMissing> => {
-          const notInstalled = missing(argv, r, options)
+          const notInstalled = missing(argv, r)
           if (notInstalled) return Effect.fail(notInstalled)
           const ok = r.signal === null && (options.okExitCodes ?? [0]).includes(r.exitCode ?? -1)
           return ok
@@ -224,15 +230,10 @@ export const makeSpawn = (observe?: CommandObserver) =>
           }),
       ).pipe(
         Effect.flatMap((running) =>
-          // a tool that is not there ends at once with 127: report it as ToolMissing
-          running.exited.pipe(
-            Effect.timeout("50 millis"),
-            Effect.option,
-            Effect.flatMap((o) => {
-              const gone = o._tag === "Some" ? missing(argv, o.value, options) : undefined
-              return gone ? Effect.fail(gone) : Effect.succeed(running)
-            }),
-          ),
+          // started, or not at all (then it has no pid, and its end comes at once): a missing tool is ToolMissing
+          running.pid > 0
+            ? Effect.succeed(running)
+            : Effect.flatMap(running.exited, (r) => Effect.fail(missing(argv, r) ?? new CommandFailed({ argv, exitCode: null, signal: null, stderrTail: r.stderr }))),
         ),
       ),
   })
