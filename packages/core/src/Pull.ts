@@ -204,10 +204,11 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
               return yield* Effect.fail(new DigestMismatch({ image: `${name} layer ${layer.digest} (uncompressed)`, expected: expectedDiffId, actual: scan.diffId }))
             let tree: Ostree.Tree = { tar: blob }
             if (scan.needsRewrite) {
-              // whatever the streamed commit made of it is an unnamed commit, gone at the next prune
+              // whatever the streamed commit made of it is an unnamed commit, gone at the next prune;
+              // the rewritten tar goes in unnamed too, so the named commit below stays short
               const tar = path.join(work, `${layer.digest.slice(7)}.tar`)
               yield* writeSanitizedTar({ path: blob, to: tar, digest: layer.digest })
-              tree = { tar }
+              tree = { ref: yield* Ostree.commit(repo, { tree: { tar }, subject: layer.digest }) }
             } else if (streamed?._tag === "Left") return yield* Effect.fail(streamed.left)
             else if (streamed?._tag === "Right") tree = { ref: streamed.right }
             const metadata: Record<string, string> = {
@@ -219,8 +220,11 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
             const extras: LayerExtras = { devices: scan.devices, implicitDirs: scan.implicitDirs, externalHardlinks: scan.externalHardlinks }
             if (scan.devices.length + scan.implicitDirs.length + scan.externalHardlinks.length > 0) metadata[layerExtrasKey] = JSON.stringify(extras)
             created.push(branch)
-            // its metadata holds every layer key: the next image sharing the layer need not ask ostree
-            yield* rememberPresent(repo, yield* Ostree.commit(repo, { branch, tree, metadata, subject: layer.digest })).pipe(bestEffort)
+            // its metadata holds every layer key: the next image sharing the layer need not ask ostree.
+            // Not interrupted (a small tar, or a tree already in the repo): ostree killed while it
+            // writes the ref leaves its temporary file in refs/heads, listed as a ref ever after
+            const commit = yield* Ostree.commit(repo, { branch, tree, metadata, subject: layer.digest }).pipe(Effect.uninterruptible)
+            yield* rememberPresent(repo, commit).pipe(bestEffort)
           }
           done += 1
           report({ kind: "layer", digest: layer.digest, size: layer.size, state: present ? "reused" : "imported", done, total: manifest.layers.length })
@@ -236,7 +240,8 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
           const dir = path.join(work, "config")
           yield* Effect.promise(() => mkdir(dir, { recursive: true }).then(() => writeFile(path.join(dir, "content"), configBytes)))
           created.push(blobRef(manifest.config.digest))
-          yield* Ostree.commit(repo, { branch: blobRef(manifest.config.digest), tree: { dir }, metadata: { "docker.size": String(manifest.config.size) } })
+          // not interrupted, as the layers' named commits: one small file
+          yield* Ostree.commit(repo, { branch: blobRef(manifest.config.digest), tree: { dir }, metadata: { "docker.size": String(manifest.config.size) } }).pipe(Effect.uninterruptible)
         })
     const [outcomes] = yield* Effect.all([importLayers, commitConfig], { concurrency: 2 })
 
