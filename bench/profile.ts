@@ -143,7 +143,7 @@ const startup = async (ctx: Ctx) => {
   ].join("\n")
 }
 
-/** Our spawn path (core Spawn: zx, bash -c "exec tool") against a bare node spawn, per process. */
+/** Our spawn path (core Spawn: zx with an argv spawn, no shell) against a bare node spawn, per process. */
 const spawnCost = async () => {
   const n = 20
   const viaSpawn = await timed(async () => {
@@ -152,7 +152,7 @@ const spawnCost = async () => {
   const t0 = performance.now()
   for (let i = 0; i < n; i++) spawnSync("true")
   const bare = performance.now() - t0
-  return `Per process: ${fmtMs(viaSpawn / n)} through the core Spawn service (zx runs \`bash -c "exec ..."\`), ${fmtMs(bare / n)} with a bare \`child_process.spawnSync\`.\n`
+  return `Per process: ${fmtMs(viaSpawn / n)} through the core Spawn service (zx, argv straight to the kernel), ${fmtMs(bare / n)} with a bare \`child_process.spawnSync\`.\n`
 }
 
 /** nginx into a repo that holds redis: what a pull costs when most of it is already there. */
