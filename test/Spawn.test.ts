@@ -3,6 +3,10 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
+import { execFileSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import os from "node:os"
+import path from "node:path"
 import { inOrder, makeSpawn, Spawn, SpawnLive, type CommandObserver } from "../packages/core/src/Spawn.ts"
 
 const t = suite("Spawn")
@@ -50,6 +54,33 @@ t("a tool that is not there: ToolMissing naming its Debian package, from run and
   assert.not.ok(alive, "ended with its scope")
 })
 
+t("ENOENT that is not the tool: a missing working directory, a missing interpreter: CommandFailed saying so, not ToolMissing", async () => {
+  const cwd = await live(Effect.flatMap(Spawn, (s) => s.run(["ls"], { cwd: "/nonexistent-syscontainers-dir" })))
+  assert.ok(cwd._tag === "Left" && cwd.left._tag === "CommandFailed", JSON.stringify(cwd))
+  if (cwd._tag === "Left") assert.match(cwd.left.message, /working directory \/nonexistent-syscontainers-dir does not exist/)
+  const dir = mkdtempSync(path.join(os.tmpdir(), "spawn-"))
+  const script = path.join(dir, "script")
+  writeFileSync(script, "#!/nonexistent/interpreter\n", { mode: 0o755 })
+  const interp = await live(Effect.flatMap(Spawn, (s) => s.run([script])))
+  rmSync(dir, { recursive: true, force: true })
+  assert.ok(interp._tag === "Left" && interp.left._tag === "CommandFailed", JSON.stringify(interp))
+  if (interp._tag === "Left") assert.match(interp.left.message, /interpreter or loader/)
+})
+
+t("no bash needed: with nothing on PATH, an absolute argv still runs", async () => {
+  // zx quotes for a shell it looks for at import; a process where there is none must still spawn
+  const probe = `import { Effect } from "effect"; import { Spawn, SpawnLive } from ${JSON.stringify(path.resolve("packages/core/src/Spawn.ts"))}
+const r = await Effect.runPromise(Effect.flatMap(Spawn, (s) => s.run(["/bin/echo", "a b"])).pipe(Effect.provide(SpawnLive)))
+process.stdout.write(r.stdout)`
+  // beside the workspace's node_modules, so that "effect" resolves
+  mkdirSync(path.resolve("work"), { recursive: true })
+  const dir = mkdtempSync(path.resolve("work", "spawn-probe-"))
+  writeFileSync(path.join(dir, "probe.mts"), probe)
+  const out = execFileSync(process.execPath, ["--import", "tsx", path.join(dir, "probe.mts")], { env: { PATH: "/nonexistent" }, cwd: process.cwd() }).toString()
+  rmSync(dir, { recursive: true, force: true })
+  assert.is(out, "a b\n")
+})
+
 t("inOrder: branches run at once; a later branch's commands are reported after the earlier branch's, though they ended first", async () => {
   const slow = Effect.zipRight(sh("sleep 0.3; echo a1"), sh("echo a2"))
   const quick = sh("echo b1")
@@ -68,6 +99,11 @@ t("inOrder: a failing branch ends the others, and every command that ran is stil
   assert.is(exit._tag, "Failure")
   assert.ok(ms < 3000, `the sleeping branch was interrupted (${ms} ms)`)
   assert.equal(seen, ["start:sh -c sleep 5", "start:sh -c sleep 0.1", "done:sh -c sleep 0.1", "start:sh -c exit 3", "done:sh -c exit 3"], "the interrupted one never finished; the failed branch's reports came after it ended")
+})
+
+t("inOrder inside inOrder: the inner one's reports still wait for the outer branches before it", async () => {
+  const { seen } = await observed(inOrder([sh("sleep 0.3; echo A"), inOrder([sh("echo B1"), sh("echo B2")])]))
+  assert.equal(seen, ["start:sh -c sleep 0.3; echo A", "done:sh -c sleep 0.3; echo A", "start:sh -c echo B1", "done:sh -c echo B1", "start:sh -c echo B2", "done:sh -c echo B2"])
 })
 
 t("outside inOrder, commands are reported as they happen", async () => {

@@ -6,6 +6,8 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { $, type ProcessPromise } from "zx/core"
 import { spawn as spawnProcess } from "node:child_process"
+import { existsSync } from "node:fs"
+import path from "node:path"
 import type { Readable } from "node:stream"
 import { CommandFailed, ToolMissing } from "./Errors.ts"
 import { debianPackageOf } from "./internal/tools.ts"
@@ -34,8 +36,8 @@ export interface ProcessResult {
   readonly stdout: string
   readonly stderr: string
   readonly durationMs: number
-  /** Why the process never started (the errno of its exec: ENOENT when the tool is not there). */
-  readonly notStarted?: string
+  /** Why the process never started, when it did not (then exitCode and signal are null). */
+  readonly notStarted?: { readonly reason: string; readonly toolMissing: boolean }
 }
 
 /** A process started in the background; ended by its scope if still running. */
@@ -65,8 +67,8 @@ export class Spawn extends Context.Tag("@syscontainers/core/Spawn")<Spawn, {
   readonly start: (argv: ReadonlyArray<string>, options?: RunOptions) => Effect.Effect<Running, ToolMissing | CommandFailed, Scope.Scope>
 }>() {}
 
-/** zx's command for argv; started at once (zx runs it on creation). */
-const shellFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
+/** The process for argv, started at once (zx runs it on creation); no pid when it could not start. */
+const startProcess = (argv: ReadonlyArray<string>, options: RunOptions) => {
   const p = commandFor(argv, options)
   // a process that exits before reading all of its input closes the pipe under the writer: that
   // EPIPE is not a failure of ours (the exit status says what went wrong), and unheard it would
@@ -75,14 +77,18 @@ const shellFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
   return p
 }
 
-const commandFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
+const envFor = (options: RunOptions) => {
   const env: Record<string, string> = {}
   const base = options.cleanEnv ? {} : process.env
   for (const [k, v] of Object.entries({ ...base, ...options.env })) if (v !== undefined) env[k] = v
+  return env
+}
+
+const commandFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
   const [file = "", ...args] = argv
   return $({
     cwd: options.cwd ?? process.cwd(),
-    env,
+    env: envFor(options),
     quiet: true,
     nothrow: true,
     verbose: false,
@@ -91,6 +97,8 @@ const commandFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
     // its stdin is a socket, as node's pipes are), the pid is the tool's, and a missing tool fails
     // to start (ENOENT) instead of exiting 127 like anything else may
     spawn: ((_command: string, _args: unknown, spawnOptions: object) => spawnProcess(file, args, { ...spawnOptions, shell: false })) as never,
+    // the command line zx would build is never run: no quoting (zx has none of its own without bash)
+    quote: (arg: string) => arg,
     ...(options.input !== undefined ? { input: options.input } : {}),
     stdio:
       options.stdio === "inherit"
@@ -101,27 +109,50 @@ const commandFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
   })`${[...argv]}`
 }
 
-const toResult = (argv: ReadonlyArray<string>, out: { exitCode: number | null; signal: string | null; stdout: string; stderr: string; duration: number; notStarted?: string | undefined }): ProcessResult => ({
+const toResult = (argv: ReadonlyArray<string>, out: { exitCode: number | null; signal: string | null; stdout: string; stderr: string; duration: number; notStarted?: ProcessResult["notStarted"] }): ProcessResult => ({
   argv,
   exitCode: out.notStarted ? null : out.exitCode,
-  signal: out.signal,
+  signal: out.notStarted ? null : out.signal,
   stdout: out.stdout,
-  stderr: out.notStarted ? `${argv[0]}: cannot start it (${out.notStarted})` : out.stderr,
+  stderr: out.notStarted ? `${argv[0]}: cannot start it: ${out.notStarted.reason}` : out.stderr,
   durationMs: out.duration,
   ...(out.notStarted ? { notStarted: out.notStarted } : {}),
 })
 
-/** ToolMissing when the tool could not be found to start; a tool's own exit status (127 too) is its own. */
-const missing = (argv: ReadonlyArray<string>, r: ProcessResult) =>
-  r.notStarted === "ENOENT" ? new ToolMissing({ tool: argv[0] ?? "", debianPackage: debianPackageOf(argv[0] ?? "") }) : undefined
+/**
+ * Why argv could not start, from the spawn's error. ENOENT is not always the tool: the working
+ * directory, or the interpreter or loader a script or binary names, may be what is missing.
+ */
+const whyNotStarted = (argv: ReadonlyArray<string>, options: RunOptions, cause: unknown): NonNullable<ProcessResult["notStarted"]> => {
+  const e = cause as NodeJS.ErrnoException | null | undefined
+  const file = argv[0] ?? ""
+  if (e?.code !== "ENOENT") return { reason: e?.code ? `${e.code} (${e.message})` : (e?.message ?? "unknown error"), toolMissing: false }
+  const cwd = options.cwd ?? process.cwd()
+  if (!existsSync(cwd)) return { reason: `its working directory ${cwd} does not exist`, toolMissing: false }
+  const dirs = (envFor(options)["PATH"] ?? "/bin:/usr/bin").split(":").filter(Boolean)
+  const there = file.includes("/") ? existsSync(path.resolve(cwd, file)) : dirs.some((d) => existsSync(path.resolve(cwd, d, file)))
+  return there
+    ? { reason: `${file} is there, but what it needs to run is not (its interpreter or loader: ENOENT)`, toolMissing: false }
+    : { reason: `${file} is not installed (${file.includes("/") ? "no such file" : "not on PATH"})`, toolMissing: true }
+}
 
-const awaitOutput = (argv: ReadonlyArray<string>, p: ProcessPromise) =>
+/** ToolMissing when the tool is not there to start; a tool's own exit status (127 too) is its own. */
+const missing = (argv: ReadonlyArray<string>, r: ProcessResult) =>
+  r.notStarted?.toolMissing ? new ToolMissing({ tool: argv[0] ?? "", debianPackage: debianPackageOf(argv[0] ?? "") }) : undefined
+
+const awaitOutput = (argv: ReadonlyArray<string>, options: RunOptions, p: ProcessPromise) =>
   Effect.promise(() => p.then((o) => o, (o) => o)).pipe(
-    Effect.map((o) => {
-      // zx keeps the spawn's own error (the exec failed) as the output's cause
-      const code = (o.cause as NodeJS.ErrnoException | null | undefined)?.code
-      return toResult(argv, { exitCode: o.exitCode, signal: o.signal, stdout: o.stdout ?? "", stderr: o.stderr ?? "", duration: o.duration ?? 0, notStarted: p.pid === undefined ? (code ?? "unknown error") : undefined })
-    }),
+    Effect.map((o) =>
+      toResult(argv, {
+        exitCode: o.exitCode,
+        signal: o.signal,
+        stdout: o.stdout ?? "",
+        stderr: o.stderr ?? "",
+        duration: o.duration ?? 0,
+        // zx keeps the spawn's own error (the exec failed) as the output's cause
+        notStarted: p.pid === undefined ? whyNotStarted(argv, options, o.cause) : undefined,
+      }),
+    ),
   )
 
 /**
@@ -142,19 +173,21 @@ type Successes<T extends ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>
 export const inOrder = <const T extends ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>>(
   effects: T,
 ): Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>> =>
-  Effect.suspend(() => {
+  Effect.flatMap(FiberRef.get(reportVia), (outer) => {
+    // inside another inOrder's later branch, what is let out here goes on through that one
+    const deliverOut = (deliver: () => void) => (outer ? outer(deliver) : deliver())
     const held = effects.map(() => [] as Array<() => void>)
     const ended = effects.map(() => false)
     // the first branch that has not ended: its reports, and those of the ended ones before it, are out
     let open = 0
-    const flush = (i: number) => held[i]!.splice(0).forEach((deliver) => deliver())
+    const flush = (i: number) => held[i]!.splice(0).forEach(deliverOut)
     const advance = () => {
       while (open < effects.length && ended[open]) flush(open++)
       if (open < effects.length) flush(open)
     }
     const branches = effects.map((e, i) =>
       e.pipe(
-        Effect.locally(reportVia, (deliver: () => void) => (i <= open ? deliver() : held[i]!.push(deliver))),
+        Effect.locally(reportVia, (deliver: () => void) => (i <= open ? deliverOut(deliver) : held[i]!.push(deliver))),
         Effect.ensuring(Effect.sync(() => ((ended[i] = true), advance()))),
       ),
     )
@@ -166,10 +199,10 @@ export const makeSpawn = (observe?: CommandObserver) =>
   Spawn.of({
     run: (argv, options = {}) =>
       Effect.suspend(() => {
-        const p = shellFor(argv, options)
+        const p = startProcess(argv, options)
         // interrupted (Ctrl-C, a sibling failed): the process must not outlive the effect
         return report(() => observe?.({ argv })).pipe(
-          Effect.zipRight(awaitOutput(argv, p)),
+          Effect.zipRight(awaitOutput(argv, options, p)),
           Effect.onInterrupt(() =>
             Effect.sync(() => {
               try {
@@ -198,8 +231,8 @@ export const makeSpawn = (observe?: CommandObserver) =>
     start: (argv, options = {}) =>
       Effect.acquireRelease(
         Effect.zipRight(report(() => observe?.({ argv })), Effect.sync(() => {
-          const p = shellFor(argv, options)
-          const exited = awaitOutput(argv, p)
+          const p = startProcess(argv, options)
+          const exited = awaitOutput(argv, options, p)
           const pid = p.pid ?? -1
           const running: Running = {
             argv,
