@@ -94,8 +94,10 @@ export const redisRecipe = recipe({
     run: (c) =>
       Effect.gen(function* () {
         // the two proofs are independent: `runc exec` (~35 ms) runs beside the redis-cli round trip,
-        // and its command still reads after the round trip's, as the tutorial lists them
-        const [pong, ps] = yield* inOrder([userRoundTrip(c), Containers.exec(c.options.name, ["ps"])])
+        // and its command still reads after the round trip's, as the tutorial lists them. On a
+        // private network redis-cli runs in the container, where ps would see it: one after the other
+        const proofs = [userRoundTrip(c), Containers.exec(c.options.name, ["ps"])] as const
+        const [pong, ps] = c.options.network === "private" ? yield* Effect.all(proofs) : yield* inOrder(proofs)
         c.emit({ kind: "excerpt", label: `${c.options.runtime} exec ${c.options.name} ps`, text: ps.stdout })
         const pid1 = ps.stdout.split("\n").find((l) => /^\s*1\s/.test(l)) ?? ""
         if (!pid1.includes("redis-server")) return yield* Effect.fail(new Error(`PID 1 is not redis-server:\n${ps.stdout}`))

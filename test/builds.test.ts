@@ -7,7 +7,7 @@ import path from "node:path"
 import { spawn } from "node:child_process"
 import { pathToFileURL } from "node:url"
 import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
-import { cacheFileOf, readCache } from "@syscontainers/core/codeCache"
+import { cacheFileOf, cacheFilesOf, readCache } from "@syscontainers/core/codeCache"
 import * as dslSources from "@syscontainers/dsl"
 import { cleanupTemps, repoRoot, sh, tempDir } from "./fixtures/harness.ts"
 
@@ -73,29 +73,34 @@ t("loadCached: runs a CommonJS bundle, writes V8's code cache at exit, takes it 
   assert.ok(existsSync(cacheFileOf(bundle)) && cacheFileOf(bundle) !== first, "under its own cache")
 })
 
-t("loadCached: a run much longer than the one that wrote the cache writes it again (it compiled more); a short one leaves it", async () => {
+t("loadCached: a run much busier than the one that wrote the cache writes it again (it compiled more); a short or idle one leaves it", async () => {
   const dir = tempDir("v8cache-grow")
   const bundle = path.join(dir, "b.cjs")
   const runner = path.join(dir, "run.cjs")
-  // the bundle's `busy` keeps the process running for the ms it is given, as a real command would
-  writeFileSync(runner, `const { loadCached } = require(${JSON.stringify(path.join(repoRoot, "packages/core/bin/codeCache.js"))})\nloadCached(${JSON.stringify(bundle)}).busy(Number(process.argv[2]))`)
+  // the bundle's `busy` spins for the ms it is given, as a real command computes; `idle` only waits
+  writeFileSync(runner, `const { loadCached } = require(${JSON.stringify(path.join(repoRoot, "packages/core/bin/codeCache.js"))})\nconst b = loadCached(${JSON.stringify(bundle)})\nconst [how, ms] = process.argv.slice(2)\nif (how === "busy") b.busy(Number(ms)); else setTimeout(() => {}, Number(ms))`)
   writeFileSync(bundle, "exports.busy = (ms) => { const end = Date.now() + ms; while (Date.now() < end); }")
-  const runFor = (ms: number) => sh([process.execPath, runner, String(ms)])
-  const ranMsOf = () => readCache(cacheFileOf(bundle))?.ranMs ?? NaN
-  await runFor(0)
-  const short = ranMsOf()
-  assert.ok(short > 0 && short < 1000, `the first run wrote the cache and how long it ran (${short} ms)`)
-  await runFor(0)
-  assert.is(ranMsOf(), short, "a run as short as the writer's leaves the cache")
-  await runFor(600)
-  const long = ranMsOf()
-  assert.ok(long >= 600 && long > short, `a run 600 ms longer wrote it again (${long} ms)`)
-  await runFor(0)
-  assert.is(ranMsOf(), long, "a shorter run leaves the longer run's cache")
+  const runFor = (how: "busy" | "idle", ms: number) => sh([process.execPath, runner, how, String(ms)])
+  const cpuOf = () => readCache(cacheFileOf(bundle))?.cpuMs ?? NaN
+  await runFor("busy", 0)
+  const short = cpuOf()
+  assert.ok(short > 0 && short < 1000, `the first run wrote the cache and its CPU time (${short} ms)`)
+  await runFor("busy", 0)
+  assert.is(cpuOf(), short, "a run as busy as the writer's leaves the cache")
+  await runFor("idle", 800)
+  assert.is(cpuOf(), short, "a long idle run (an attached container) leaves it too")
+  await runFor("busy", 600)
+  const busy = cpuOf()
+  assert.ok(busy >= 500 && busy > short, `a run 600 ms busier wrote it again (${busy} ms)`)
+  await runFor("busy", 0)
+  assert.is(cpuOf(), busy, "a lighter run leaves the busier run's cache")
   // a file in another format (an older build's): V8 never sees it, and the run writes ours
   writeFileSync(cacheFileOf(bundle), "not a cache of ours")
-  await runFor(0)
-  assert.ok(ranMsOf() > 0, "replaced by one in our format")
+  await runFor("busy", 0)
+  assert.ok(cpuOf() > 0, "replaced by one in our format")
+  // a writer killed while saving leaves its temporary file: a rebuild removes it with the caches
+  writeFileSync(`${cacheFileOf(bundle)}.12345`, "half")
+  assert.ok(cacheFilesOf(bundle).includes(`${cacheFileOf(bundle)}.12345`))
 })
 
 t("a recipe run as a user runs it loads the bundle: no module of Effect or of our sources is resolved one by one", async () => {

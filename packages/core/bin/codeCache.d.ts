@@ -4,5 +4,5 @@ export declare const cacheFileOf: (bundle: string) => string
 export declare const cacheFilesOf: (bundle: string) => ReadonlyArray<string>
 /** Loads `bundle` (CommonJS) through V8's code cache and returns its exports. */
 export declare const loadCached: (bundle: string) => Record<string, unknown>
-/** The cache in `file` (V8's data, and how long the process that wrote it had run), or undefined. */
-export declare const readCache: (file: string) => { readonly ranMs: number; readonly data: Buffer } | undefined
+/** The cache in `file` (V8's data, and the CPU time the process that wrote it had used), or undefined. */
+export declare const readCache: (file: string) => { readonly cpuMs: number; readonly data: Buffer } | undefined

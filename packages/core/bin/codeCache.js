@@ -16,13 +16,13 @@ const cacheFileOf = (bundle) => {
   return `${bundle}.${st.size}-${Math.trunc(st.mtimeMs)}-v8-${process.versions.v8}.v8cache`
 }
 
-/** Every cache file a bundle ever had (a rebuild removes them). */
+/** Every cache file a bundle ever had, and any a killed writer left half-written (a rebuild removes them). */
 const cacheFilesOf = (bundle) =>
   readdirSync(path.dirname(bundle))
-    .filter((f) => f.startsWith(`${path.basename(bundle)}.`) && f.endsWith(".v8cache"))
+    .filter((f) => f.startsWith(`${path.basename(bundle)}.`) && /\.v8cache(\.\d+)?$/.test(f))
     .map((f) => path.join(path.dirname(bundle), f))
 
-// A cache file: this tag, how long the process that wrote it had run (ms, float64), then V8's data.
+// A cache file: this tag, the CPU time the process that wrote it had used (ms, float64), then V8's data.
 const TAG = Buffer.from("scc1")
 const HEADER = TAG.length + 8
 
@@ -35,16 +35,16 @@ const readCache = (file) => {
     return undefined // none yet
   }
   if (bytes.length <= HEADER || !bytes.subarray(0, TAG.length).equals(TAG)) return undefined
-  return { ranMs: bytes.readDoubleLE(TAG.length), data: bytes.subarray(HEADER) }
+  return { cpuMs: bytes.readDoubleLE(TAG.length), data: bytes.subarray(HEADER) }
 }
 
-const save = (script, cacheFile, ranMs) => {
+const save = (script, cacheFile, cpuMs) => {
   // whole or not at all (another start may read it meanwhile); a read-only install just goes without
   const tmp = `${cacheFile}.${process.pid}`
   try {
-    const ran = Buffer.alloc(8)
-    ran.writeDoubleLE(ranMs)
-    writeFileSync(tmp, Buffer.concat([TAG, ran, script.createCachedData()]))
+    const used = Buffer.alloc(8)
+    used.writeDoubleLE(cpuMs)
+    writeFileSync(tmp, Buffer.concat([TAG, used, script.createCachedData()]))
     renameSync(tmp, cacheFile)
   } catch {
     rmSync(tmp, { force: true })
@@ -53,10 +53,11 @@ const save = (script, cacheFile, ranMs) => {
 
 /**
  * Loads `bundle` (CommonJS) and returns its exports. At exit it writes the cache when there was none,
- * when V8 refused it, or when this process ran well over the one that wrote it: V8 caches only the
- * functions the writer had compiled, so the cache a `--help` left lacks most of what a real run
- * needs (measured: a warm recipe run 330 → 308 ms once a full run had rewritten it). Writing costs
- * ~12 ms, so a run about as long as the writer's (jitter included) leaves the cache alone.
+ * when V8 refused it, or when this process did well over the work of the one that wrote it: V8
+ * caches only the functions the writer had compiled, so the cache a `--help` left lacks most of
+ * what a real run needs (measured: a warm recipe run 330 → 308 ms once a full run had rewritten
+ * it). Work is CPU time, not wall time: an attached run waits for hours and compiles little.
+ * Writing costs ~12 ms, so a run about as busy as the writer's (jitter included) leaves it alone.
  */
 const loadCached = (bundle) => {
   const cacheFile = cacheFileOf(bundle)
@@ -66,8 +67,9 @@ const loadCached = (bundle) => {
   script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, path.dirname(bundle))
   process.once("exit", () => {
     // since the process started: node's own start-up counts alike for every run
-    const ranMs = performance.now()
-    if (!cached || script.cachedDataRejected || ranMs > 1.5 * cached.ranMs + 50) save(script, cacheFile, ranMs)
+    const { user, system } = process.cpuUsage()
+    const cpuMs = (user + system) / 1000
+    if (!cached || script.cachedDataRejected || cpuMs > 1.5 * cached.cpuMs + 50) save(script, cacheFile, cpuMs)
   })
   return module.exports
 }

@@ -168,7 +168,8 @@ type Successes<T extends ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>
 /**
  * Runs `effects` at once, but their commands reach the observer as if they had run one after
  * another: the first's as they happen, a later one's once every one before it has ended. Progress
- * and tutorials then read the same whichever process finishes first.
+ * and tutorials then read the same whichever process finishes first. Only what goes through the
+ * observer waits: anything else the effects report (a step's own events) comes as it happens.
  */
 export const inOrder = <const T extends ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>>(
   effects: T,
