@@ -102,12 +102,29 @@ t("--json: one JSON event per line, every step started and done", async () => {
   assert.is(again.exitCode, 0, again.stderr)
   assert.match(again.stderr, /pull skipped: the repo already holds this manifest/)
   assert.match(again.stderr, /unchanged .* reused/)
+  assert.match(again.stderr, /runc spec: same runc, same user as last run: its output reused/)
+  assert.is(runtimeSpecErrors(JSON.parse(readFileSync(path.join(work, "cont1", "config.json"), "utf8"))), "")
   assert.is(await ping(port), "PONG")
   // the log holds both runs' output; the banner shown is this run's alone
   assert.is(readFileSync(path.join(work, "cont1", `${n}.log`), "utf8").match(/Redis version/g)?.length, 2)
   assert.is(again.stderr.match(/Redis version/g)?.length, 1, again.stderr)
   const ps = await sh(["node", path.join(repoRoot, "packages/core/bin/syscontainers.js"), "ps"])
   assert.match(ps, new RegExp(`${n}\\s+runc\\s+\\d+\\s+running`))
+})
+
+t("--network private: redis in a network namespace of its own; the proofs run inside it, and ps sees only redis and itself", async () => {
+  const work = path.join(tempDir("private"), "w")
+  const n = name("private")
+  const r = await recipe(["--detach", "--network", "private", "--workdir", work, "--name", n])
+  assert.is(r.exitCode, 0, r.stderr)
+  assert.match(r.stderr, /\| PONG/)
+  assert.match(r.stderr, /\| hello-from-syscontainers/)
+  // the ps excerpt: redis-server as PID 1 and ps, nothing of the redis-cli calls before it
+  const ps = r.stderr.split("\n").filter((l) => /^\s+\|\s+\d+\s+\S+\s+/.test(l)).map((l) => l.replace(/^\s+\|\s+\d+\s+\S+\s+/, ""))
+  assert.equal(ps, ["redis-server 127.0.0.1:6379", "ps"], r.stderr)
+  const found = await run(Containers.find(n))
+  const pid = found.state.pid
+  assert.is.not(await sh(["readlink", `/proc/${pid}/ns/net`]), await sh(["readlink", "/proc/self/ns/net"]), "its own network namespace")
 })
 
 t("re-running over a running container changes nothing of it; a new order, once it is gone, checks out anew and keeps its data", async () => {
