@@ -89,7 +89,7 @@ node scripts/build-cli.mjs
 here=$(pwd)
 sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; } # one word for /bin/sh, whatever it holds
 put_on_path() { # name fallback-target
-  local w=/usr/local/bin/$1 node=$here/node_modules/.bin/node script
+  local w=/usr/local/bin/$1 node=$here/node_modules/.bin/node script loader
   if [[ -e $w ]] && ! grep -q 'syscontainers setup wrapper' "$w" 2>/dev/null; then return; fi
   case $1 in
     tsx) script=$here/node_modules/tsx/dist/cli.mjs ;;
@@ -104,7 +104,9 @@ put_on_path() { # name fallback-target
       # `tsx FILE [ARGS]`: one node with tsx's loader, the `node --import tsx FILE` form tsx documents,
       # instead of tsx's CLI starting a second node for it (~65 ms here, and signals go straight to
       # the script); flags, `watch` and the REPL need tsx's CLI
-      printf '  case "${1-}" in\n    ""|-*|watch) ;;\n    *) [ -f "$1" ] && exec %s --import %s "$@" ;;\n  esac\n' "$(sq "$node")" "$(sq "$here/node_modules/tsx/dist/loader.mjs")"
+      # (--import takes a URL: a checkout path with # or % in it must be escaped)
+      loader=$("$node" -e 'process.stdout.write(require("node:url").pathToFileURL(process.argv[1]).href)' "$here/node_modules/tsx/dist/loader.mjs" 2>/dev/null) || loader=
+      [[ -n $loader ]] && printf '  case "${1-}" in\n    ""|-*|watch) ;;\n    *) [ -f "$1" ] && exec %s --import %s "$@" ;;\n  esac\n' "$(sq "$node")" "$(sq "$loader")"
     fi
     printf '  exec %s %s "$@"\nfi\n' "$(sq "$node")" "$(sq "$script")"
     printf 'exec %s "$@"\n' "$(sq "$2")"
