@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
 import { inOrder, makeSpawn, Spawn, SpawnLive, type CommandObserver } from "../packages/core/src/Spawn.ts"
+import * as Ostree from "../packages/core/src/Ostree.ts"
 
 const t = suite("Spawn")
 
@@ -79,6 +80,37 @@ process.stdout.write(r.stdout)`
   const out = execFileSync(process.execPath, ["--import", "tsx", path.join(dir, "probe.mts")], { env: { PATH: "/nonexistent" }, cwd: process.cwd() }).toString()
   rmSync(dir, { recursive: true, force: true })
   assert.is(out, "a b\n")
+})
+
+t("ownProcessGroup: the process leads a group of its own (a Ctrl-C to ours passes it by); Ostree.commit asks for it when it writes a ref", async () => {
+  const pgidOf = (opts: { ownProcessGroup?: boolean }) => live(Effect.flatMap(Spawn, (s) => s.run(["ps", "-o", "pid=,pgid=", "-p", String(process.pid)], opts)))
+  const ours = await pgidOf({})
+  assert.ok(ours._tag === "Right")
+  const mine = Number(ours._tag === "Right" ? ours.right.stdout.trim().split(/\s+/)[1] : NaN)
+  const own = await live(Effect.flatMap(Spawn, (s) => s.run(["sh", "-c", "ps -o pgid= -p $$"], { ownProcessGroup: true })))
+  const same = await live(Effect.flatMap(Spawn, (s) => s.run(["sh", "-c", "ps -o pgid= -p $$"])))
+  assert.ok(own._tag === "Right" && same._tag === "Right")
+  if (own._tag === "Right" && same._tag === "Right") {
+    assert.is(Number(same.right.stdout.trim()), mine, "by default, our group")
+    assert.is.not(Number(own.right.stdout.trim()), mine, "its own group")
+  }
+  // which ostree calls ask for it
+  const dir = mkdtempSync(path.join(os.tmpdir(), "spawn-ostree-"))
+  const seen: Array<{ argv: ReadonlyArray<string>; own: boolean }> = []
+  const real = makeSpawn()
+  const recording = Spawn.of({ ...real, run: (argv, o) => (seen.push({ argv, own: o?.ownProcessGroup === true }), real.run(argv, o)) })
+  mkdirSync(path.join(dir, "tree"))
+  writeFileSync(path.join(dir, "tree", "f"), "x")
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const repo = yield* Ostree.init({ path: path.join(dir, "repo") })
+      yield* Ostree.commit(repo, { branch: "test/named", tree: { dir: path.join(dir, "tree") } })
+      yield* Ostree.commit(repo, { tree: { dir: path.join(dir, "tree") } })
+    }).pipe(Effect.provideService(Spawn, recording)),
+  )
+  rmSync(dir, { recursive: true, force: true })
+  const commits = seen.filter((c) => c.argv[1] === "commit").map((c) => ({ named: c.argv.includes("--branch=test/named"), own: c.own }))
+  assert.equal(commits, [{ named: true, own: true }, { named: false, own: false }])
 })
 
 t("inOrder: branches run at once; a later branch's commands are reported after the earlier branch's, though they ended first", async () => {

@@ -20,8 +20,8 @@ export interface Repo {
 // non-ASCII names in layers need a UTF-8 locale; C.UTF-8 exists on every Debian
 const env = { LC_ALL: "C.UTF-8" }
 
-const ostree = (repo: Repo | string, args: ReadonlyArray<string>, stdin: Pick<RunOptions, "input" | "inputFrom"> = {}) =>
-  Effect.flatMap(Spawn, (spawn) => spawn.run(["ostree", ...args, `--repo=${typeof repo === "string" ? repo : repo.path}`], { env, ...stdin }))
+const ostree = (repo: Repo | string, args: ReadonlyArray<string>, more: Pick<RunOptions, "input" | "inputFrom" | "ownProcessGroup"> = {}) =>
+  Effect.flatMap(Spawn, (spawn) => spawn.run(["ostree", ...args, `--repo=${typeof repo === "string" ? repo : repo.path}`], { env, ...more }))
 
 const modeOf = (repoPath: string): string | undefined => {
   const config = path.join(repoPath, "config")
@@ -78,7 +78,12 @@ const treeArg = (t: Tree): string =>
         ? `--tree=dir=${t.dir}`
         : `--tree=ref=${t.ref}`
 
-/** Commits a tree with string metadata; writes `branch` unless `orphan`. Returns the checksum. */
+/**
+ * Commits a tree with string metadata; writes `branch` unless `orphan`. Returns the checksum.
+ * A commit that writes a ref runs in a process group of its own: ostree killed while it writes
+ * the ref leaves its temporary file in refs/heads, which ostree lists as a ref ever after, and a
+ * Ctrl-C at the terminal reaches our whole group (the caller makes the effect uninterruptible).
+ */
 export const commit = Effect.fn("Ostree.commit")(function* (
   repo: Repo,
   o: { readonly branch?: string; readonly tree: Tree; readonly metadata?: Readonly<Record<string, string>>; readonly subject?: string },
@@ -99,7 +104,10 @@ export const commit = Effect.fn("Ostree.commit")(function* (
     `--subject=${o.subject ?? o.branch ?? "syscontainers"}`,
     ...Object.entries(o.metadata ?? {}).map(([k, v]) => `--add-metadata-string=${k}=${v}`),
   ]
-  const r = yield* ostree(repo, args, "tarStream" in o.tree ? { input: o.tree.tarStream, ...(o.tree.from ? { inputFrom: o.tree.from } : {}) } : {})
+  const r = yield* ostree(repo, args, {
+    ...("tarStream" in o.tree ? { input: o.tree.tarStream, ...(o.tree.from ? { inputFrom: o.tree.from } : {}) } : {}),
+    ...(o.branch ? { ownProcessGroup: true } : {}),
+  })
   return r.stdout.trim()
 })
 

@@ -221,8 +221,8 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
             if (scan.devices.length + scan.implicitDirs.length + scan.externalHardlinks.length > 0) metadata[layerExtrasKey] = JSON.stringify(extras)
             created.push(branch)
             // its metadata holds every layer key: the next image sharing the layer need not ask ostree.
-            // Not interrupted (a small tar, or a tree already in the repo): ostree killed while it
-            // writes the ref leaves its temporary file in refs/heads, listed as a ref ever after
+            // Not interrupted (see Ostree.commit): a tree already in the repo, or a tar under 1 MiB
+            // compressed, so a Ctrl-C waits for this one commit at most
             const commit = yield* Ostree.commit(repo, { branch, tree, metadata, subject: layer.digest }).pipe(Effect.uninterruptible)
             yield* rememberPresent(repo, commit).pipe(bestEffort)
           }

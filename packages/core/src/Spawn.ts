@@ -26,6 +26,11 @@ export interface RunOptions {
   readonly stdio?: "pipe" | "inherit" | { readonly stdout: number; readonly stderr: number }
   /** Exit codes that are not failures (default: only 0). */
   readonly okExitCodes?: ReadonlyArray<number>
+  /**
+   * A process group of its own: the terminal's Ctrl-C (sent to our whole group) does not reach it,
+   * so work that must not stop halfway finishes (with an uninterruptible effect around it).
+   */
+  readonly ownProcessGroup?: boolean
 }
 
 /** What a finished process left. */
@@ -100,6 +105,7 @@ const commandFor = (argv: ReadonlyArray<string>, options: RunOptions) => {
     // the command line zx would build is never run: no quoting (zx has none of its own without bash)
     quote: (arg: string) => arg,
     ...(options.input !== undefined ? { input: options.input } : {}),
+    ...(options.ownProcessGroup ? { detached: true } : {}),
     stdio:
       options.stdio === "inherit"
         ? "inherit"
