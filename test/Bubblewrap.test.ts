@@ -3,6 +3,7 @@ import { test } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs"
+import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import {
@@ -503,6 +504,28 @@ test("root: SIGTERM to us is forwarded to an attached container, which exits wit
   } finally {
     process.off("SIGTERM", noop)
   }
+})
+
+test("root: exec with LD_PRELOAD in the image's environment: the host's nsenter never loads it, the command inside still gets it", async () => {
+  if (!isRoot) return
+  // a library the host's loader would run as us, had nsenter been started with the image's environment
+  const marker = path.join(os.tmpdir(), `sc-preload-${process.pid}`)
+  const p = await probe("x", (c) => {
+    c.process.args = ["sh", "-c", "while :; do sleep 0.05; done"]
+    c.process.env.push(`LD_PRELOAD=${marker}.so`, "LD_LIBRARY_PATH=/opt/lib", "PLAIN=kept")
+  })
+  const r = await withRt((rt) => Effect.gen(function* () {
+    yield* rt.runDetached({ bundle: p.dir, name: "preload" })
+    const ex = yield* rt.exec("preload", ["sh", "-c", "echo $LD_PRELOAD $LD_LIBRARY_PATH $PLAIN"])
+    yield* rt.kill("preload", "KILL")
+    yield* stoppedWithin(rt, "preload")
+    yield* rt.delete("preload")
+    return ex
+  }))
+  assert.is(r.exitCode, 0, r.stderr)
+  assert.is(r.stdout, `${marker}.so /opt/lib kept\n`, "set inside, by the container's env(1)")
+  // the host's loader names a preload it could not open on stderr: nothing of the kind
+  assert.not.match(r.stderr, /ld\.so|LD_PRELOAD/, r.stderr)
 })
 
 test("root: detached: logs to BUNDLE/NAME.log, state.json, list/state, exec sees hostname/env/cwd, TERM stops it, delete forgets it", async () => {

@@ -2,7 +2,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import { closeSync, constants, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs"
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs"
 import path from "node:path"
 import type { ContainerRuntime, ContainerState, RuntimeError, StartOptions } from "./ContainerRuntime.ts"
 import { CommandFailed, ContainerExists, ContainerNotFound, ContainerNotRunning, SpecInvalid, ToolMissing, unknownSignal, type SpecViolation } from "./Errors.ts"
@@ -53,6 +53,20 @@ export interface BubblewrapRuntime extends ContainerRuntime {
 const allExitCodes = Array.from({ length: 256 }, (_, i) => i)
 // the launcher (setsid, prlimit, bwrap) finds its tools on our PATH and gets nothing else of ours
 const launchEnv = { PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" }
+
+// what glibc's loader and libc act on as a program starts: its list for setuid programs
+// (UNSECURE_ENVVARS), every LD_ variable, and GLIBC_TUNABLES
+const loaderVariables = new Set(["GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_ARENA_MAX", "MALLOC_ARENA_TEST", "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR"])
+const isLoaderVariable = (name: string) => name.startsWith("LD_") || loaderVariables.has(name)
+
+const entryExists = (file: string) => {
+  try {
+    lstatSync(file)
+    return true
+  } catch {
+    return false
+  }
+}
 
 // what we refuse ourselves has no argv of its own: name the verb, so the message still reads
 // "bwrap-runtime kill web: exit 1 / container web is not running" (RuntimeError has no better tag)
@@ -373,12 +387,23 @@ export const bubblewrapRuntime = (spawn: Spawn["Type"], options: BubblewrapOptio
       // would not), so keep them: nsenter's default setuid(0) and setgroups() fail where bwrap
       // wrote "deny" to setgroups, and would be the wrong user anyway
       ...(entersUser ? ["--preserve-credentials"] : []),
-      "--", ...argv,
     ]
-    // exactly the container's environment (Spawn puts no shell in between to add PWD or SHLVL); a
-    // command missing in the container is nsenter's exit 127, as it is the runtime's for runc exec
+    // the container's environment, exactly (Spawn adds nothing); but nsenter is a host binary that
+    // the host's loader starts before it enters anything, and the image chose that environment:
+    // what the loader and libc act on (LD_PRELOAD names a file to run as us) is set inside, by the
+    // container's own env(1). A command missing in the container is nsenter's exit 127.
     const env = Object.fromEntries(s.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]))
-    const r = yield* spawn.run(cmd, { cleanEnv: true, env, okExitCodes: allExitCodes }).pipe(
+    const unsafe = Object.keys(env).filter(isLoaderVariable)
+    let argvInside = argv
+    if (unsafe.length > 0) {
+      // the entry itself (lstat): a link in there points into the container, not into our root
+      const envTool = ["/usr/bin/env", "/bin/env"].find((f) => entryExists(`/proc/${s.pid}/root${f}`))
+      if (!envTool)
+        return yield* Effect.fail(refused("exec", name, `the container's environment sets ${unsafe.join(", ")}, which the host's nsenter would act on before entering the container, and the container has no env(1) (/usr/bin/env or /bin/env) to set them inside`))
+      argvInside = [envTool, ...unsafe.map((k) => `${k}=${env[k]}`), ...argv]
+      for (const k of unsafe) delete env[k]
+    }
+    const r = yield* spawn.run([...cmd, "--", ...argvInside], { cleanEnv: true, env, okExitCodes: allExitCodes }).pipe(
       Effect.catchTag("CommandFailed", (e) => (e.signal ? Effect.succeed({ exitCode: 128 + (parseSignal(e.signal) ?? 0), stdout: "", stderr: e.stderrTail }) : Effect.fail(e))),
     )
     return { exitCode: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr }
