@@ -336,7 +336,7 @@ export interface GenerateOptions {
 export const generate = (o: GenerateOptions) => Effect.map(generateFrom(o), (g) => g.config)
 
 /** generate, and whether runc's output came from the bundle's memo (its file) rather than from runc. */
-export const generateFrom = Effect.fn("RuntimeSpec.generate")(
+export const generateFrom = Effect.fn("RuntimeSpec.generateFrom")(
   function* (o: GenerateOptions) {
     const spawn = yield* Spawn
     const file = configPath(o.bundle)

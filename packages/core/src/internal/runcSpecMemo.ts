@@ -1,5 +1,5 @@
 // runcSpecMemo: what `runc spec` wrote for a bundle, kept in the bundle with what its output depends
-// on (the runc binary, --rootless, our uid and gid), so a re-run need not start runc to get it again.
+// on (the runc binary, --rootless, our effective uid and gid), so a re-run need not start runc to get it again.
 import { readFileSync, statSync } from "node:fs"
 import path from "node:path"
 import { writeFileAtomic } from "./specFiles.ts"
@@ -15,7 +15,8 @@ export const memoKeyOf = (tool: string, rootless: boolean): string | undefined =
       const st = statSync(file)
       // a new runc (an upgrade replaces the file) may write another default spec
       if (st.isFile() && st.mode & 0o111)
-        return JSON.stringify({ tool: file, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, rootless, uid: process.getuid?.(), gid: process.getgid?.() })
+        // (runc writes the effective ids into a rootless spec's mappings)
+        return JSON.stringify({ tool: file, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, rootless, uid: process.geteuid?.(), gid: process.getegid?.() })
     } catch {
       // not in this directory
     }
