@@ -17,7 +17,7 @@ export interface RunOptions {
   readonly cwd?: string
   /** Merged over the caller's environment; `undefined` removes a variable. */
   readonly env?: Readonly<Record<string, string | undefined>>
-  /** Start from an empty environment (then only `env` is passed). */
+  /** Start from an empty environment (then only `env` is passed: without a PATH in it, a bare tool name is looked for in /bin and /usr/bin only). */
   readonly cleanEnv?: boolean
   readonly input?: string | Buffer | Readable
   /** For records (tutorials): a command whose output is `input`, when `input` is a stream. */
