@@ -8,12 +8,12 @@ import type { ContainerRuntime, ContainerState, RuntimeError, StartOptions } fro
 import { CommandFailed, ContainerExists, ContainerNotFound, ContainerNotRunning, SpecInvalid, ToolMissing, unknownSignal, type SpecViolation } from "./Errors.ts"
 import { Spawn } from "./Spawn.ts"
 import { bwrapArgs, encodeArgs, splitCommand, type BwrapTranslation, type IdMapEntry } from "./internal/bwrapArgs.ts"
-import { launchArgv, which } from "./internal/bwrapLaunch.ts"
+import { launchArgv } from "./internal/bwrapLaunch.ts"
 import {
   comm, defaultStateRoot, ensureStateRoot, isAlive, listNames, parentPid, readState, readStatus, startTime, validName, writeState,
   type BwrapStateFile, type BwrapStatus,
 } from "./internal/bwrapState.ts"
-import { debianPackageOf } from "./internal/tools.ts"
+import { debianPackageOf, which } from "./internal/tools.ts"
 
 export { bwrapArgs, encodeArgs, parseSize, splitCommand } from "./internal/bwrapArgs.ts"
 export type { BwrapArgsOptions, BwrapTranslation, IdMapEntry, PathKind } from "./internal/bwrapArgs.ts"

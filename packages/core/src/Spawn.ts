@@ -10,7 +10,7 @@ import { existsSync } from "node:fs"
 import path from "node:path"
 import type { Readable } from "node:stream"
 import { CommandFailed, ToolMissing } from "./Errors.ts"
-import { debianPackageOf } from "./internal/tools.ts"
+import { debianPackageOf, which } from "./internal/tools.ts"
 
 /** How one process is started. */
 export interface RunOptions {
@@ -135,8 +135,8 @@ const whyNotStarted = (argv: ReadonlyArray<string>, options: RunOptions, cause: 
   if (e?.code !== "ENOENT") return { reason: e?.code ? `${e.code} (${e.message})` : (e?.message ?? "unknown error"), toolMissing: false }
   const cwd = options.cwd ?? process.cwd()
   if (!existsSync(cwd)) return { reason: `its working directory ${cwd} does not exist`, toolMissing: false }
-  const dirs = (envFor(options)["PATH"] ?? "/bin:/usr/bin").split(":").filter(Boolean)
-  const there = file.includes("/") ? existsSync(path.resolve(cwd, file)) : dirs.some((d) => existsSync(path.resolve(cwd, d, file)))
+  // where the kernel was asked to look: the child's PATH, else libuv's default
+  const there = file.includes("/") ? existsSync(path.resolve(cwd, file)) : which(file, envFor(options)["PATH"] ?? "/bin:/usr/bin") !== undefined
   return there
     ? { reason: `${file} is there, but what it needs to run is not (its interpreter or loader: ENOENT)`, toolMissing: false }
     : { reason: `${file} is not installed (${file.includes("/") ? "no such file" : "not on PATH"})`, toolMissing: true }

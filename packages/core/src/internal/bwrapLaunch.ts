@@ -1,6 +1,4 @@
 // bwrapLaunch: the argv that starts bwrap with its status, args and userns fds open, attached or detached (setsid, sh).
-import { accessSync, constants } from "node:fs"
-import path from "node:path"
 
 /**
  * Opens the fds bwrap reads and writes, then runs it. A constant script: every path and argument
@@ -64,19 +62,3 @@ export const launchArgv = (l: Launch): ReadonlyArray<string> => [
   "--",
   ...l.command,
 ]
-
-/** The absolute path of a tool on PATH (or the usual sbin/bin dirs); undefined when absent. */
-export const which = (tool: string): string | undefined => {
-  if (tool.includes("/")) return tool
-  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-  for (const dir of dirs.filter(Boolean)) {
-    const candidate = path.join(dir, tool)
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // next
-    }
-  }
-  return undefined
-}

@@ -2,6 +2,7 @@
 // on (the runc binary, --rootless, our effective uid and gid), so a re-run need not start runc to get it again.
 import { readFileSync, statSync } from "node:fs"
 import path from "node:path"
+import { which } from "./tools.ts"
 import { writeFileAtomic } from "./specFiles.ts"
 
 /** The memo's file in a bundle: beside config.json, left alone by a new checkout of the rootfs. */
@@ -9,19 +10,16 @@ export const memoFileOf = (bundle: string) => path.join(bundle, ".syscontainers-
 
 /** What runc's output depends on; undefined when `tool` is not found on PATH (runc's own error will say). */
 export const memoKeyOf = (tool: string, rootless: boolean): string | undefined => {
-  for (const dir of (process.env["PATH"] ?? "").split(":").filter(Boolean)) {
-    const file = path.join(dir, tool)
-    try {
-      const st = statSync(file)
-      // a new runc (an upgrade replaces the file) may write another default spec
-      if (st.isFile() && st.mode & 0o111)
-        // (runc writes the effective ids into a rootless spec's mappings)
-        return JSON.stringify({ tool: file, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, rootless, uid: process.geteuid?.(), gid: process.getegid?.() })
-    } catch {
-      // not in this directory
-    }
+  const file = which(tool, process.env["PATH"] ?? "")
+  if (!file) return undefined
+  try {
+    const st = statSync(file)
+    // a new runc (an upgrade replaces the file) may write another default spec; runc writes the
+    // effective ids into a rootless spec's mappings
+    return JSON.stringify({ tool: file, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, rootless, uid: process.geteuid?.(), gid: process.getegid?.() })
+  } catch {
+    return undefined
   }
-  return undefined
 }
 
 /** runc's output as remembered under `key`, or undefined (none, another key, unreadable). */
