@@ -39,8 +39,8 @@ const probe = async (what: string, script: string) => {
 type Probe = Awaited<ReturnType<typeof probe>>
 
 /**
- * Runs `bundle` attached under `rt` until its container says "up", then interrupts the run past
- * spawn.start's first 50 ms (from then on the run is the runtime's to stop); resolves with how long
+ * Runs `bundle` attached under `rt` until its container says "up", then interrupts the run (the
+ * runtime process is started by then, so the run is the runtime's to stop); resolves with how long
  * the interruption took, in ms.
  */
 const interruptOnceUp = async (rt: { readonly runAttached: (o: { bundle: string; name: string }) => Effect.Effect<number, unknown, never> }, p: Probe, name: string) => {
