@@ -73,14 +73,15 @@ t("loadCached: runs a CommonJS bundle, writes V8's code cache at exit, takes it 
   assert.ok(existsSync(cacheFileOf(bundle)) && cacheFileOf(bundle) !== first, "under its own cache")
 })
 
-t("loadCached: a run much busier than the one that wrote the cache writes it again (it compiled more); a short or idle one leaves it", async () => {
+t("loadCached: a run much busier than the one that wrote the cache writes it again (it compiled more); a short, idle or GC-heavy one leaves it", async () => {
   const dir = tempDir("v8cache-grow")
   const bundle = path.join(dir, "b.cjs")
   const runner = path.join(dir, "run.cjs")
   // the bundle's `busy` spins for the ms it is given, as a real command computes; `idle` only waits
-  writeFileSync(runner, `const { loadCached } = require(${JSON.stringify(path.join(repoRoot, "packages/core/bin/codeCache.js"))})\nconst b = loadCached(${JSON.stringify(bundle)})\nconst [how, ms] = process.argv.slice(2)\nif (how === "busy") b.busy(Number(ms)); else setTimeout(() => {}, Number(ms))`)
-  writeFileSync(bundle, "exports.busy = (ms) => { const end = Date.now() + ms; while (Date.now() < end); }")
-  const runFor = (how: "busy" | "idle", ms: number) => sh([process.execPath, runner, how, String(ms)])
+  writeFileSync(runner, `const { loadCached } = require(${JSON.stringify(path.join(repoRoot, "packages/core/bin/codeCache.js"))})\nconst b = loadCached(${JSON.stringify(bundle)})\nconst [how, ms] = process.argv.slice(2)\nif (how === "idle") setTimeout(() => {}, Number(ms)); else b[how](Number(ms))`)
+  // busy: spins; churn: makes and drops megabytes, so V8 runs many major GCs (and may drop bytecode)
+  writeFileSync(bundle, "exports.busy = (ms) => { const end = Date.now() + ms; while (Date.now() < end); }\nexports.churn = (ms) => { let keep = []; const end = Date.now() + ms; while (Date.now() < end) { keep.push(Buffer.alloc(1 << 20).toString('latin1')); if (keep.length > 60) keep = [] } }")
+  const runFor = (how: "busy" | "idle" | "churn", ms: number) => sh([process.execPath, runner, how, String(ms)])
   const cpuOf = () => readCache(cacheFileOf(bundle))?.cpuMs ?? NaN
   await runFor("busy", 0)
   const short = cpuOf()
@@ -94,6 +95,15 @@ t("loadCached: a run much busier than the one that wrote the cache writes it aga
   assert.ok(busy >= 500 && busy > short, `a run 600 ms busier wrote it again (${busy} ms)`)
   await runFor("busy", 0)
   assert.is(cpuOf(), busy, "a lighter run leaves the busier run's cache")
+  // many major GCs: V8 may have dropped the bytecode of what ran only at start, so no rewrite;
+  // and where there was no cache, the one it writes counts as no work, for the next run to replace
+  await runFor("churn", 1500)
+  assert.is(cpuOf(), busy, "a busier run with many major GCs leaves the cache")
+  rmSync(cacheFileOf(bundle))
+  await runFor("churn", 1500)
+  assert.is(cpuOf(), 0, "written where there was none, as no work")
+  await runFor("busy", 0)
+  assert.ok(cpuOf() > 0, "and the next run replaces it")
   // a file in another format (an older build's): V8 never sees it, and the run writes ours
   writeFileSync(cacheFileOf(bundle), "not a cache of ours")
   await runFor("busy", 0)
