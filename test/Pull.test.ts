@@ -10,6 +10,7 @@ import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
 import * as Images from "../packages/core/src/Images.ts"
 import { Spawn, makeSpawn } from "../packages/core/src/Spawn.ts"
+import { CommandFailed } from "../packages/core/src/Errors.ts"
 import { cleanupTemps, failure, run, sh, skopeo, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 import { imageSpecValidator } from "./fixtures/ociSchemas.ts"
@@ -174,6 +175,39 @@ t("a repo in another mode: RepoMismatch", async () => {
   const e = await failure(Ostree.init({ path: repoDir, mode: "bare" }))
   assert.is(e._tag, "RepoMismatch")
   assert.match(e.message, /bare-user/)
+})
+
+t("ostree's staging race (2022.7): a commit failing with it at its start goes again; a streamed layer goes in from its file", async () => {
+  // the race itself is rare (another commit deletes its staging directory between this one's
+  // readdir and opendir): the first streamed commit and the first commit of a directory fail as it does
+  const real = makeSpawn()
+  const raced = new Set<string>()
+  const race = (kind: string, argv: ReadonlyArray<string>) => {
+    if (raced.has(kind)) return undefined
+    raced.add(kind)
+    return Effect.fail(new CommandFailed({ argv, exitCode: 1, signal: null, stderrTail: "error: opendir(staging-0fea382c-5486-4895-8c35-7376347b49a5-o76tRU): No such file or directory\n" }))
+  }
+  const seen: string[] = []
+  const racing = Spawn.of({
+    ...real,
+    run: (argv, o) => {
+      if (argv[1] === "commit") seen.push(argv.find((a) => a.startsWith("--tree=")) ?? "")
+      const fail = argv[1] !== "commit" ? undefined : o?.input !== undefined ? race("stream", argv) : argv.some((a) => a.startsWith("--tree=dir=")) ? race("dir", argv) : undefined
+      return fail ?? real.run(argv, o)
+    },
+  })
+  const dir = path.join(tempDir("pull-race"), "ostree")
+  const r = await Effect.runPromise(
+    Effect.flatMap(Ostree.init({ path: dir }), (repo) => pull({ from: "docker://redis:alpine", name: "redis", repo })).pipe(Effect.provideService(Spawn, racing)),
+  )
+  assert.equal([...raced].sort(), ["dir", "stream"], "both failures happened")
+  assert.is(r.image.manifest.layers.length, 3)
+  const big = r.image.manifest.layers.reduce((a, b) => (b.size > a.size ? b : a))
+  assert.ok(seen.includes("--tree=tar="), "the streamed commit (standard input) was tried")
+  assert.ok(seen.some((t) => t.endsWith(big.digest.slice(7))), "then the big layer's blob went in from its file")
+  // every layer, the config and the image are named, as in an unraced pull
+  const refs = await ostreeRefs(dir)
+  assert.equal(refs, [...r.image.manifest.layers.map((l) => `ociimage/${l.digest.slice(7)}`), `ociimage/${r.image.manifest.config.digest.slice(7)}`, "ociimage/redis_3Alatest"].sort())
 })
 
 t("skopeo missing: ToolMissing names the Debian package", async () => {

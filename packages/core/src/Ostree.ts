@@ -79,6 +79,14 @@ const treeArg = (t: Tree): string =>
         : `--tree=ref=${t.ref}`
 
 /**
+ * ostree 2022.7 (Debian 12) lists the repo's staging directories as a transaction starts and fails
+ * when one vanishes before it opens it: another commit ending at that moment deletes its own (fixed
+ * upstream later). Nothing was written yet; the commit can go again (a streamed one from the file).
+ */
+export const isStagingRace = (e: unknown): boolean =>
+  e instanceof CommandFailed && /opendir\(staging-[^)]*\): No such file or directory/.test(e.stderrTail)
+
+/**
  * Commits a tree with string metadata; writes `branch` unless `orphan`. Returns the checksum.
  * A commit that writes a ref runs in a process group of its own: ostree killed while it writes
  * the ref leaves its temporary file in refs/heads, which ostree lists as a ref ever after, and a
@@ -104,10 +112,12 @@ export const commit = Effect.fn("Ostree.commit")(function* (
     `--subject=${o.subject ?? o.branch ?? "syscontainers"}`,
     ...Object.entries(o.metadata ?? {}).map(([k, v]) => `--add-metadata-string=${k}=${v}`),
   ]
-  const r = yield* ostree(repo, args, {
+  const run = ostree(repo, args, {
     ...("tarStream" in o.tree ? { input: o.tree.tarStream, ...(o.tree.from ? { inputFrom: o.tree.from } : {}) } : {}),
     ...(o.branch ? { ownProcessGroup: true } : {}),
   })
+  // a stream is read once: its caller commits again from the file instead
+  const r = yield* ("tarStream" in o.tree ? run : run.pipe(Effect.retry({ times: 3, while: isStagingRace })))
   return r.stdout.trim()
 })
 

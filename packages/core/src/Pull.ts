@@ -209,8 +209,11 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
               const tar = path.join(work, `${layer.digest.slice(7)}.tar`)
               yield* writeSanitizedTar({ path: blob, to: tar, digest: layer.digest })
               tree = { ref: yield* Ostree.commit(repo, { tree: { tar }, subject: layer.digest }) }
-            } else if (streamed?._tag === "Left") return yield* Effect.fail(streamed.left)
-            else if (streamed?._tag === "Right") tree = { ref: streamed.right }
+            } else if (streamed?._tag === "Left") {
+              if (!Ostree.isStagingRace(streamed.left)) return yield* Effect.fail(streamed.left)
+              // ostree's own race at the start of the streamed commit: the blob on disk goes in instead
+              tree = { ref: yield* Ostree.commit(repo, { tree: { tar: blob }, subject: layer.digest }) }
+            } else if (streamed?._tag === "Right") tree = { ref: streamed.right }
             const metadata: Record<string, string> = {
               "docker.size": String(layer.size),
               "docker.uncompressed_size": String(scan.uncompressedSize),
