@@ -1,14 +1,14 @@
 // ours: syscontainers as a user runs it (the CLI, the redis recipe), and the core library in-process for profiles.
 import { Effect } from "effect"
 import path from "node:path"
-import { readFileSync, rmSync } from "node:fs"
+import { rmSync } from "node:fs"
 import { makeSpawn, Spawn, type CommandObserver, type ProcessResult } from "@syscontainers/core/Spawn"
 import * as Ostree from "@syscontainers/core/Ostree"
 import * as Images from "@syscontainers/core/Images"
 import * as Pull from "@syscontainers/core/Pull"
 import * as Layers from "@syscontainers/core/Layers"
 import { stateRootFor } from "@syscontainers/core/OciRuntime"
-import { repoRoot } from "../test/fixtures/harness.ts"
+import { repoRoot, tsxWrapper, tsxWrapperIsOurs } from "../test/fixtures/harness.ts"
 import { run, runQuiet } from "./proc.ts"
 
 /** The command a user runs: `packages/core/bin/syscontainers.js`. */
@@ -19,18 +19,10 @@ export const bin = path.join(repoRoot, "packages", "core", "bin", "syscontainers
  * (one node with tsx's loader for `tsx FILE`), else tsx's own CLI from node_modules/.bin (a node
  * that starts another: what a machine without the wrapper, or `pnpm exec tsx`, pays).
  */
-export const tsxCommand = (): { readonly argv0: string; readonly label: string } => {
-  const wrapper = "/usr/local/bin/tsx"
-  let text = ""
-  try {
-    text = readFileSync(wrapper, "utf8")
-  } catch {
-    // not installed (not root, or setup.sh has not run)
-  }
-  return text.includes(`# syscontainers setup wrapper (${repoRoot})`)
-    ? { argv0: wrapper, label: "setup.sh's tsx wrapper: one node with tsx's loader" }
+export const tsxCommand = (): { readonly argv0: string; readonly label: string } =>
+  tsxWrapperIsOurs()
+    ? { argv0: tsxWrapper, label: "setup.sh's tsx wrapper: one node with tsx's loader" }
     : { argv0: path.join(repoRoot, "node_modules", ".bin", "tsx"), label: "tsx's CLI from node_modules/.bin (no wrapper installed): two nodes" }
-}
 
 /** `node bin --repo REPO --registries-conf CONF ARGS...`; resolves with stdout. */
 export const cli = async (repo: string, registriesConf: string, args: ReadonlyArray<string>): Promise<string> =>

@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url"
 import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
 import { cacheFileOf, cacheFilesOf, readCache } from "@syscontainers/core/codeCache"
 import * as dslSources from "@syscontainers/dsl"
-import { cleanupTemps, repoRoot, sh, tempDir } from "./fixtures/harness.ts"
+import { cleanupTemps, repoRoot, sh, tempDir, tsxWrapper, tsxWrapperIsOurs } from "./fixtures/harness.ts"
 
 const t = suite("builds")
 t.after(() => cleanupTemps())
@@ -132,8 +132,7 @@ export async function resolve(specifier, context, next) {
 })
 
 // setup.sh installs it as root (the README's `tsx recipes/redis.ts`); elsewhere there is none to test
-const tsxWrapper = "/usr/local/bin/tsx"
-const ourWrapper = existsSync(tsxWrapper) && readFileSync(tsxWrapper, "utf8").includes(`# syscontainers setup wrapper (${repoRoot})`)
+const ourWrapper = tsxWrapperIsOurs()
 // as root, setup.sh writes it unless a tsx of someone else's is there, which it leaves alone
 if (process.getuid?.() === 0 && !existsSync(tsxWrapper)) throw new Error(`builds: no ${tsxWrapper}: run bash scripts/setup.sh`)
 if (existsSync(tsxWrapper) && !ourWrapper) console.log(`builds: ${tsxWrapper} is not setup.sh's wrapper for ${repoRoot}; its test is skipped`)
