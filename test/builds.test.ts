@@ -138,7 +138,7 @@ if (process.getuid?.() === 0 && !existsSync(tsxWrapper)) throw new Error(`builds
 if (existsSync(tsxWrapper) && !ourWrapper) console.log(`builds: ${tsxWrapper} is not setup.sh's wrapper for ${repoRoot}; its test is skipped`)
 
 if (ourWrapper)
-  t("setup.sh's tsx wrapper: `tsx FILE ARGS` is one node running FILE with tsx's loader (its pid, args and status); flags still reach tsx's CLI", async () => {
+  t("setup.sh's tsx wrapper: `tsx FILE ARGS` is one node running FILE with tsx's loader (its pid, args and status) and node's compile cache; flags still reach tsx's CLI", async () => {
     const dir = tempDir("tsx-wrapper")
     const script = path.join(dir, "probe.ts")
     // type annotations: tsx's loader is there; the pid: no second node stands between us and the script
@@ -151,6 +151,13 @@ if (ourWrapper)
     assert.equal(seen.args, ["a b", "--flag"])
     assert.is(seen.pid, child.pid, "the script runs in the process the wrapper became (tsx's CLI would start another node)")
     assert.is(code, 3)
+    // node's compile cache, in the checkout (not /tmp); a NODE_COMPILE_CACHE of the user's own wins
+    const cacheProbe = path.join(dir, "cache.ts")
+    // (node keeps its entries in a folder per node version and flags, under the one named)
+    writeFileSync(cacheProbe, 'import { getCompileCacheDir } from "node:module"\nimport path from "node:path"\nconst dir = getCompileCacheDir()\nconsole.log(dir ? path.dirname(dir) : "none")\n')
+    assert.is((await sh([tsxWrapper, cacheProbe])).trim(), path.join(repoRoot, "node_modules/.cache/node-compile-cache"))
+    const own = path.join(dir, "own-cache")
+    assert.is((await sh(["env", `NODE_COMPILE_CACHE=${own}`, tsxWrapper, cacheProbe])).trim(), own)
     // not a file: tsx's own CLI, which knows its flags
     assert.match(await sh([tsxWrapper, "--version"]), /tsx v\d/)
     assert.is((await sh([tsxWrapper, "-e", "const n: number = 41; console.log(n + 1)"])).trim(), "42")
