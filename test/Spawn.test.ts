@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
-import { inOrder, makeSpawn, Spawn, SpawnLive, type CommandObserver } from "../packages/core/src/Spawn.ts"
+import { heldReports, inOrder, makeSpawn, Spawn, SpawnLive, type CommandObserver } from "../packages/core/src/Spawn.ts"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 
 const t = suite("Spawn")
@@ -136,6 +136,34 @@ t("inOrder: a failing branch ends the others, and every command that ran is stil
 t("inOrder inside inOrder: the inner one's reports still wait for the outer branches before it", async () => {
   const { seen } = await observed(inOrder([sh("sleep 0.3; echo A"), inOrder([sh("echo B1"), sh("echo B2")])]))
   assert.equal(seen, ["start:sh -c sleep 0.3; echo A", "done:sh -c sleep 0.3; echo A", "start:sh -c echo B1", "done:sh -c echo B1", "start:sh -c echo B2", "done:sh -c echo B2"])
+})
+
+t("heldReports: commands run at once but reach the observer only at release, in the order they ran; after it, as they happen", async () => {
+  const reports = heldReports()
+  const { exit, seen } = await observed(
+    Effect.gen(function* () {
+      const ahead = yield* Effect.fork(reports.hold(Effect.zipRight(sh("echo a1"), Effect.zipRight(sh("echo a2"), sh("sleep 0.3; echo a3")))))
+      yield* sh("sleep 0.15; echo meanwhile")
+      yield* reports.release
+      yield* sh("echo after")
+      return yield* ahead.await
+    }),
+  )
+  assert.is(exit._tag, "Success", String(exit))
+  // a1 and a2 had ended before "meanwhile" did, yet come after it; a3 was still running at
+  // release: its end comes when it happens, after "after", which ran meanwhile
+  assert.equal(seen, [
+    "start:sh -c sleep 0.15; echo meanwhile",
+    "done:sh -c sleep 0.15; echo meanwhile",
+    "start:sh -c echo a1",
+    "done:sh -c echo a1",
+    "start:sh -c echo a2",
+    "done:sh -c echo a2",
+    "start:sh -c sleep 0.3; echo a3",
+    "start:sh -c echo after",
+    "done:sh -c echo after",
+    "done:sh -c sleep 0.3; echo a3",
+  ])
 })
 
 t("outside inOrder, commands are reported as they happen", async () => {

@@ -11,6 +11,8 @@ import * as Skopeo from "./Skopeo.ts"
 import { blobRef, checkImageName, imageRef, isDigest, withTag } from "./OstreeRefs.ts"
 import { parseSource } from "./ImageRef.ts"
 import { DigestMismatch, InvalidInput } from "./Errors.ts"
+import type { CommandFailed, ImageNotFound, ToolMissing, UnknownTransport } from "./Errors.ts"
+import type { Spawn } from "./Spawn.ts"
 import type { Descriptor, ImageConfigBlob, ImageManifest } from "./ImageConfig.ts"
 import * as Images from "./Images.ts"
 import type { Image } from "./Images.ts"
@@ -53,6 +55,23 @@ export interface PullOptions {
   /** Re-import even when the repo already holds the source's manifest. */
   readonly force?: boolean
   readonly onProgress?: (e: PullEvent) => void
+  /**
+   * The source manifest's digest, when the caller started fetching it earlier (`sourceDigest`,
+   * begun while other work ran); fetched here otherwise.
+   */
+  readonly sourceDigest?: Effect.Effect<string, SourceDigestError>
+}
+
+/** Why the source's manifest could not be fetched. */
+export type SourceDigestError = InvalidInput | UnknownTransport | ImageNotFound | CommandFailed | ToolMissing
+
+/**
+ * The digest of the manifest `from` names (`skopeo inspect --raw`: one small fetch, no blob), what
+ * decides whether a pull has anything to do. It reads and changes nothing, so it may run ahead.
+ */
+export const sourceDigest = (from: string, o: { readonly registriesConf?: string } = {}): Effect.Effect<string, SourceDigestError, Spawn> => {
+  const source = parseSource(from)
+  return "_tag" in source ? Effect.fail(source) : Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {}).pipe(Effect.map(sha256))
 }
 
 /** What a pull did, for reports and benchmarks. */
@@ -129,7 +148,7 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
   const [sourceDigest, had] = known
     ? yield* Effect.all(
         [
-          Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {}).pipe(Effect.map(sha256)),
+          o.sourceDigest ?? Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {}).pipe(Effect.map(sha256)),
           Images.get(repo, name).pipe(Effect.option),
         ],
         { concurrency: 2 },
@@ -157,7 +176,7 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
     const conf = o.registriesConf ? { registriesConf: o.registriesConf } : {}
     // the source's own manifest digest, for the next pull's skip check, fetched while the copy runs
     const [, sourceDigestNow] = yield* Effect.all(
-      [Skopeo.copyToLayout(source, { layout, tag: "image", ...conf }), sourceDigest ? Effect.succeed(sourceDigest) : Skopeo.rawManifest(source, conf).pipe(Effect.map(sha256))],
+      [Skopeo.copyToLayout(source, { layout, tag: "image", ...conf }), sourceDigest ? Effect.succeed(sourceDigest) : (o.sourceDigest ?? Skopeo.rawManifest(source, conf).pipe(Effect.map(sha256)))],
       { concurrency: 2 },
     )
 

@@ -201,6 +201,27 @@ export const inOrder = <const T extends ReadonlyArray<Effect.Effect<unknown, unk
     return Effect.all(branches, { concurrency: "unbounded" }) as unknown as Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>>
   })
 
+/**
+ * For work started ahead of its turn (a step's read that may begin when its recipe does): `hold`
+ * runs an effect whose commands reach the observer only once `release` has run, in the order they
+ * ran, and as they come after that. Whoever reads the reports then sees them where the work belongs.
+ */
+export const heldReports = () => {
+  let held: Array<() => void> | undefined = []
+  return {
+    hold: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.flatMap(FiberRef.get(reportVia), (outer) => {
+        const deliverOut = (deliver: () => void) => (outer ? outer(deliver) : deliver())
+        return Effect.locally(effect, reportVia, (deliver: () => void) => (held ? held.push(() => deliverOut(deliver)) : deliverOut(deliver)))
+      }),
+    release: Effect.sync(() => {
+      const waiting = held ?? []
+      held = undefined
+      waiting.forEach((deliver) => deliver())
+    }),
+  }
+}
+
 /** Builds a Spawn that reports every command to `observe`. */
 export const makeSpawn = (observe?: CommandObserver) =>
   Spawn.of({

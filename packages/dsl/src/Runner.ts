@@ -3,11 +3,12 @@ import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import type { Spawn } from "@syscontainers/core/Spawn"
+import { type Spawn, heldReports } from "@syscontainers/core/Spawn"
 import type { Recipe } from "./Recipe.ts"
 import type { OptionSpecs, OptionValues } from "./Options.ts"
-import type { StepEvent } from "./Step.ts"
+import type { Ahead, StepEvent } from "./Step.ts"
 import { text } from "./Step.ts"
 import { clearWhatStepsMade } from "./Fresh.ts"
 
@@ -50,6 +51,14 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
       const timings: Array<{ id: string; title: string; ms: number; ok: boolean }> = []
       o.onEvent({ type: "recipe-start", recipe: recipe.name, workdir: o.workdir, steps: recipe.steps.length })
       const total = recipe.steps.length
+      // the reads steps start ahead of their turn begin now, beside the checks and the steps before
+      // them; the recipe's scope stops any still running when it ends
+      const aheads = new Map<string, { readonly fiber: Fiber.Fiber<unknown, unknown>; readonly release: Effect.Effect<void> }>()
+      for (const step of recipe.steps) {
+        if (!step.spec.ahead) continue
+        const reports = heldReports()
+        aheads.set(step.id, { fiber: yield* Effect.forkScoped(reports.hold(step.spec.ahead(plan) as Ahead)), release: reports.release })
+      }
       // every step's check before step 1: a run that one refuses changes nothing, and reads as that
       // step failing at once (its header, its error), with no step before it run
       let refusal: { readonly index: number; readonly error: unknown } | undefined
@@ -69,7 +78,18 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
             const title = text(step.spec.title, plan)
             const t0 = Date.now()
             o.onEvent({ type: "step-start", id: step.id, index, total, title, explain: text(step.spec.explain, plan), shell: step.spec.shell(plan) })
-            const run = refusal ? Effect.fail(refusal.error) : step.spec.run({ ...plan, fresh: o.fresh, results, emit: (event) => o.onEvent({ type: "step-event", id: step.id, event }) })
+            const ahead = aheads.get(step.id)
+            // its commands so far show under this step, and from now on as they come
+            if (ahead && !refusal) yield* ahead.release
+            const run = refusal
+              ? Effect.fail(refusal.error)
+              : step.spec.run({
+                  ...plan,
+                  fresh: o.fresh,
+                  results,
+                  emit: (event) => o.onEvent({ type: "step-event", id: step.id, event }),
+                  ahead: ahead ? Fiber.join(ahead.fiber) : Effect.dieMessage(`step ${step.id} has nothing started ahead`),
+                })
             const out = yield* run
               .pipe(
                 Effect.catchAllCause((cause) => {

@@ -60,9 +60,11 @@ export const initRepo = <O, D>(o: Prose<O> & { readonly dir: From<O, string>; re
 /** Pulls an image into the repo; skipped when the repo already holds the source's manifest. */
 export const pullImage = <O, D>(
   o: Prose<O> & { readonly repo: FromResults<D, Repo>; readonly repoDir: From<O, string>; readonly from: From<O, string>; readonly name: From<O, string> },
-): StepSpec<O, D, Pull.PullResult> => ({
+): StepSpec<O, D, Pull.PullResult, ReturnType<typeof Pull.sourceDigest>> => ({
   ...o,
   shell: (p) => [line(["$SYSCONTAINERS", `--repo=${rel(p, o.repoDir(p))}`, "pull", o.from(p), o.name(p)]).replace("'$SYSCONTAINERS'", '"$SYSCONTAINERS"')],
+  // the one manifest fetch that decides whether to pull runs while the recipe checks and makes its repo
+  ahead: (p) => Pull.sourceDigest(o.from(p)),
   run: (c) =>
     Effect.gen(function* () {
       const r = yield* Pull.pull({
@@ -70,6 +72,7 @@ export const pullImage = <O, D>(
         name: o.name(c),
         repo: o.repo(c.results),
         force: c.fresh,
+        sourceDigest: c.ahead,
         onProgress: (e) => {
           if (e.kind === "fetch") c.emit({ kind: "progress", text: `fetching ${e.source}` })
           if (e.kind === "fetched") c.emit({ kind: "progress", text: `${e.layers} layers, ${e.bytes} bytes` })
