@@ -87,8 +87,19 @@ t("--json: one JSON event per line, every step started and done", async () => {
   const n = name("json")
   const r = await recipe(["--json", "--detach", "--workdir", work, "--port", String(port), "--name", n])
   assert.is(r.exitCode, 0, r.stderr)
-  const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; id?: string; ok?: boolean })
+  const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; id?: string; ok?: boolean; event?: { kind: string; argv?: string[]; input?: string } })
   assert.is(events.filter((e) => e.type === "step-start").length, 8)
+  // the manifest fetch, started with the recipe, shows under the pull step; on the host's network
+  // readiness is polled from node (no process per try): the run step ran runc alone; the round
+  // trip is one redis-cli session
+  const commands = events.filter((e) => e.event?.kind === "command")
+  const skopeo = commands.filter((e) => e.event!.argv![0] === "skopeo")
+  assert.ok(skopeo.some((e) => e.event!.argv!.includes("inspect")), JSON.stringify(skopeo))
+  assert.equal([...new Set(skopeo.map((e) => e.id))], ["pull"])
+  assert.equal(commands.filter((e) => e.id === "run").map((e) => e.event!.argv![0]), ["runc"])
+  const up = events.filter((e) => e.id === "run" && e.event?.kind === "note").map((e) => (e.event as { text?: string }).text ?? "")
+  assert.ok(up.some((text) => /is up \(pid \d+, runc\): it answers PING on 127\.0\.0\.1:\d+$/.test(text)), up.join("\n"))
+  assert.equal(commands.filter((e) => e.id === "prove" && e.event!.argv![0] === "redis-cli").map((e) => e.event!.input ?? e.event!.argv!.at(-1)), ["ping", "set greeting hello-from-syscontainers\nget greeting\nsave\n"])
   assert.is(events.filter((e) => e.type === "step-done").length, 8)
   assert.is(events.at(-1)?.type, "recipe-done")
   assert.is(events.at(-1)?.ok, true)

@@ -13,4 +13,4 @@ export * from "./Ports.ts"
 // only this module loads one bundled build instead of hundreds of modules through tsx's hooks.
 export * as Effect from "effect/Effect"
 export * as Containers from "@syscontainers/core/Containers"
-export { Spawn, inOrder } from "@syscontainers/core/Spawn"
+export { Spawn, heldReports, inOrder } from "@syscontainers/core/Spawn"
