@@ -133,6 +133,16 @@ t("inOrder: a failing branch ends the others, and every command that ran is stil
   assert.equal(seen, ["start:sh -c sleep 5", "start:sh -c sleep 0.1", "done:sh -c sleep 0.1", "start:sh -c exit 3", "done:sh -c exit 3"], "the interrupted one never finished; the failed branch's reports came after it ended")
 })
 
+t("inOrder startFirst: that branch starts before the others; results and reports keep the order given", async () => {
+  const began: string[] = []
+  const branch = (name: string) => Effect.zipRight(Effect.sync(() => void began.push(name)), sh(`echo ${name}`))
+  const { exit, seen } = await observed(inOrder([branch("a"), branch("b"), branch("c")], { startFirst: 2 }))
+  assert.is(exit._tag, "Success", String(exit))
+  if (exit._tag === "Success") assert.equal(exit.value.map((r) => r.stdout.trim()), ["a", "b", "c"])
+  assert.is(began[0], "c", `started first: ${began.join(", ")}`)
+  assert.equal(seen.filter((s) => s.startsWith("done:")), ["done:sh -c echo a", "done:sh -c echo b", "done:sh -c echo c"])
+})
+
 t("inOrder inside inOrder: the inner one's reports still wait for the outer branches before it", async () => {
   const { seen } = await observed(inOrder([sh("sleep 0.3; echo A"), inOrder([sh("echo B1"), sh("echo B2")])]))
   assert.equal(seen, ["start:sh -c sleep 0.3; echo A", "done:sh -c sleep 0.3; echo A", "start:sh -c echo B1", "done:sh -c echo B1", "start:sh -c echo B2", "done:sh -c echo B2"])

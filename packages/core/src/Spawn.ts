@@ -176,9 +176,12 @@ type Successes<T extends ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>
  * another: the first's as they happen, a later one's once every one before it has ended. Progress
  * and tutorials then read the same whichever process finishes first. Only what goes through the
  * observer waits: anything else the effects report (a step's own events) comes as it happens.
+ * `startFirst` names a branch to start before the others (the longest, say): the order they are
+ * reported in stays the order given.
  */
 export const inOrder = <const T extends ReadonlyArray<Effect.Effect<unknown, unknown, unknown>>>(
   effects: T,
+  options: { readonly startFirst?: number } = {},
 ): Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>> =>
   Effect.flatMap(FiberRef.get(reportVia), (outer) => {
     // inside another inOrder's later branch, what is let out here goes on through that one
@@ -198,7 +201,14 @@ export const inOrder = <const T extends ReadonlyArray<Effect.Effect<unknown, unk
         Effect.ensuring(Effect.sync(() => ((ended[i] = true), advance()))),
       ),
     )
-    return Effect.all(branches, { concurrency: "unbounded" }) as unknown as Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>>
+    const first = options.startFirst
+    if (first === undefined || first <= 0 || first >= branches.length)
+      return Effect.all(branches, { concurrency: "unbounded" }) as unknown as Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>>
+    // Effect.all starts its effects in the order listed: that one first, the results back in place
+    const started = [branches[first]!, ...branches.filter((_, i) => i !== first)]
+    return Effect.all(started, { concurrency: "unbounded" }).pipe(
+      Effect.map((results) => [...results.slice(1, first + 1), results[0], ...results.slice(first + 1)]),
+    ) as unknown as Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>>
   })
 
 /**
