@@ -63,7 +63,7 @@ t("a bad option value is a usage error (exit 2) naming the option", async () => 
   assert.match(r.stderr, /--order takes union or union-add/)
 })
 
-t("--dry-run prints a bash script that passes bash -n, creates nothing, and when run brings redis up", async () => {
+t("--dry-run prints a bash script that passes bash -n, creates nothing, and when run brings redis up; a recipe run there then leaves that bundle alone", async () => {
   const work = path.join(tempDir("dry"), "w")
   const port = await freePort()
   const n = name("dry")
@@ -79,6 +79,15 @@ t("--dry-run prints a bash script that passes bash -n, creates nothing, and when
   assert.is(await ping(port), "PONG")
   assert.match(ran.stdout, /PONG/)
   assert.ok(existsSync(path.join(work, "cont1", "data", "dump.rdb")))
+  // the script's raw `runc run` left no record in the bundle, yet runc's state names it: a recipe
+  // run there (another name, another port) must not check out anew under the running redis
+  const rootfs = path.join(work, "cont1", "rootfs")
+  const before = statSync(rootfs).ino
+  const again = await recipe(["--detach", "--workdir", work, "--port", String(await freePort()), "--name", name("dry-again")])
+  assert.is(again.exitCode, 1, again.stderr)
+  assert.match(again.stderr, new RegExp(`container ${n} runs from this bundle`))
+  assert.is(statSync(rootfs).ino, before, "the bundle was left as it was")
+  assert.is(await ping(port), "PONG")
 })
 
 t("--json: one JSON event per line, every step started and done", async () => {

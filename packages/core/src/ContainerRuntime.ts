@@ -39,6 +39,12 @@ export interface ContainerRuntime {
    * the runtime can tell.
    */
   readonly holds?: (name: string) => boolean
+  /**
+   * Every container this runtime keeps, with the bundle its state names (undefined when the state
+   * cannot be read), from the filesystem without running anything: one started by hand (a raw
+   * `runc run`, as a dry-run script does) counts too. Absent where only asking the runtime can tell.
+   */
+  readonly kept?: () => ReadonlyArray<{ readonly name: string; readonly bundle: string | undefined }>
   readonly state: (name: string) => Effect.Effect<ContainerState, RuntimeError>
   /** Sends a signal by name ("TERM", "SIGKILL", "9"). */
   readonly kill: (name: string, signal?: string) => Effect.Effect<void, RuntimeError>

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import type { ContainerState, RuntimeName } from "./ContainerRuntime.ts"
+import type { ContainerRuntime, ContainerState, RuntimeName } from "./ContainerRuntime.ts"
 import { ContainerExists, ContainerNotFound } from "./Errors.ts"
 import { sameDir } from "./Paths.ts"
 import { allRuntimes, runtime } from "./Runtimes.ts"
@@ -109,17 +109,21 @@ const recordUser = (bundle: string, runtimeName: RuntimeName, name: string) => {
   }
 }
 
-/** The containers started from `bundle` (by start or runAttached) that are not stopped. */
+/**
+ * The containers running from `bundle`, not stopped: those started from it by start or runAttached
+ * (recorded in it), and those a runtime's state names it for though we did not start them (a raw
+ * `runc run`, as a dry-run script does). A `state` process only for the candidates.
+ */
 export const runningFrom = Effect.fn("Containers.runningFrom")(function* (bundle: string) {
   const dir = usersDir(path.resolve(bundle))
   let entries: string[]
   try {
     entries = readdirSync(dir)
   } catch {
-    return [] as ReadonlyArray<string>
+    entries = []
   }
   const runtimes = yield* allRuntimes
-  const names: string[] = []
+  const candidates: Array<{ readonly rt: ContainerRuntime; readonly name: string }> = []
   for (const entry of entries) {
     const dot = entry.indexOf(".")
     const rt = runtimes.find((r) => r.name === entry.slice(0, dot))
@@ -129,6 +133,14 @@ export const runningFrom = Effect.fn("Containers.runningFrom")(function* (bundle
       rmSync(path.join(dir, entry), { force: true })
       continue
     }
+    candidates.push({ rt, name })
+  }
+  for (const rt of runtimes)
+    for (const kept of rt.kept?.() ?? [])
+      // a state we cannot read may name this bundle: its runtime says
+      if ((kept.bundle === undefined || sameDir(kept.bundle, bundle)) && !candidates.some((c) => c.rt === rt && c.name === kept.name)) candidates.push({ rt, name: kept.name })
+  const names: string[] = []
+  for (const { rt, name } of candidates) {
     const state = yield* rt.state(name).pipe(Effect.option)
     if (state._tag === "Some" && state.value.status !== "stopped" && sameDir(state.value.bundle, bundle)) names.push(name)
   }

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import os from "node:os"
 import { randomBytes } from "node:crypto"
 import path from "node:path"
@@ -272,7 +272,36 @@ const ociRuntime = (spawn: Spawn["Type"], o: OciRuntimeOptions): ContainerRuntim
       }),
     )
 
-  return { name: o.name, runAttached, runDetached, exec, list, holds, state, kill, delete: remove }
+  const kept = () => {
+    let names: string[]
+    try {
+      names = readdirSync(root).filter(validName)
+    } catch {
+      return [] // no state root: no container yet
+    }
+    return names.filter((name) => holds(name)).map((name) => ({ name, bundle: keptBundle(path.join(root, name)) }))
+  }
+
+  return { name: o.name, runAttached, runDetached, exec, list, holds, kept, state, kill, delete: remove }
+}
+
+/**
+ * The bundle a container's state directory names: runc's state.json lists it among its labels
+ * ("bundle=DIR"), crun's status file has it as "bundle". Undefined when neither can be read.
+ */
+const keptBundle = (dir: string): string | undefined => {
+  const read = (file: string) => {
+    try {
+      return JSON.parse(readFileSync(path.join(dir, file), "utf8")) as { config?: { labels?: unknown }; bundle?: unknown }
+    } catch {
+      return undefined
+    }
+  }
+  const runc = read("state.json")
+  const label = Array.isArray(runc?.config?.labels) ? (runc.config.labels as unknown[]).find((l): l is string => typeof l === "string" && l.startsWith("bundle=")) : undefined
+  if (label) return label.slice("bundle=".length)
+  const crun = read("status")
+  return typeof crun?.bundle === "string" ? crun.bundle : undefined
 }
 
 /** Whether `pid` is the runtime binary by now (not the wrapper that will exec it). */
