@@ -7,7 +7,7 @@ import { createHash } from "node:crypto"
 import { cpSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"
-import { pull } from "../packages/core/src/Pull.ts"
+import { pull, sourceDigest } from "../packages/core/src/Pull.ts"
 import * as Images from "../packages/core/src/Images.ts"
 import { Spawn, makeSpawn } from "../packages/core/src/Spawn.ts"
 import { CommandFailed } from "../packages/core/src/Errors.ts"
@@ -100,6 +100,21 @@ t("a second pull of the same manifest is skipped", async () => {
   assert.is(r.skipped, true)
   assert.is(r.layersImported, 0)
   assert.is(statSync(path.join(repoDir, "refs/heads/ociimage/redis_3Alatest")).mtimeMs, before)
+})
+
+t("a digest fetched ahead decides the skip, but only for its own source: another's is refused, nothing written", async () => {
+  const repo = await run(Ostree.open(repoDir))
+  const ahead = await run(sourceDigest("docker://redis:alpine"))
+  assert.is(ahead.digest, await run(Ostree.metadata(repo, "ociimage/redis_3Alatest", "syscontainers.source-digest")))
+  const r = await run(pull({ from: "docker://redis:alpine", name: "redis", repo, sourceDigest: Effect.succeed(ahead) }))
+  assert.is(r.skipped, true)
+  // nginx's digest handed to a pull of redis would skip it, or record a digest redis does not have
+  const nginx = await run(sourceDigest("docker://nginx:alpine"))
+  const before = await ostreeRefs(repoDir)
+  const e = await failure(pull({ from: "docker://redis:alpine", name: "redis", repo, sourceDigest: Effect.succeed(nginx) }))
+  assert.is(e._tag, "InvalidInput")
+  assert.match(e.message, /nginx:alpine/)
+  assert.equal(await ostreeRefs(repoDir), before)
 })
 
 t("a layer already present is not imported again (nginx shares redis's base layer)", async () => {

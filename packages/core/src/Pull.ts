@@ -9,7 +9,7 @@ import * as Ostree from "./Ostree.ts"
 import type { Repo } from "./Ostree.ts"
 import * as Skopeo from "./Skopeo.ts"
 import { blobRef, checkImageName, imageRef, isDigest, withTag } from "./OstreeRefs.ts"
-import { parseSource } from "./ImageRef.ts"
+import { parseSource, type SourceRef } from "./ImageRef.ts"
 import { DigestMismatch, InvalidInput } from "./Errors.ts"
 import type { CommandFailed, ImageNotFound, ToolMissing, UnknownTransport } from "./Errors.ts"
 import type { Spawn } from "./Spawn.ts"
@@ -57,9 +57,17 @@ export interface PullOptions {
   readonly onProgress?: (e: PullEvent) => void
   /**
    * The source manifest's digest, when the caller started fetching it earlier (`sourceDigest`,
-   * begun while other work ran); fetched here otherwise.
+   * begun while other work ran); fetched here otherwise. It must be this pull's source, through
+   * this pull's registries.conf: another is refused (InvalidInput), as it would decide the skip.
    */
-  readonly sourceDigest?: Effect.Effect<string, SourceDigestError>
+  readonly sourceDigest?: Effect.Effect<SourceDigest, SourceDigestError>
+}
+
+/** A source's manifest digest, with what it was fetched for. */
+export interface SourceDigest {
+  readonly reference: string
+  readonly registriesConf: string | undefined
+  readonly digest: string
 }
 
 /** Why the source's manifest could not be fetched. */
@@ -69,10 +77,20 @@ export type SourceDigestError = InvalidInput | UnknownTransport | ImageNotFound 
  * The digest of the manifest `from` names (`skopeo inspect --raw`: one small fetch, no blob), what
  * decides whether a pull has anything to do. It reads and changes nothing, so it may run ahead.
  */
-export const sourceDigest = (from: string, o: { readonly registriesConf?: string } = {}): Effect.Effect<string, SourceDigestError, Spawn> => {
+export const sourceDigest = Effect.fn("Pull.sourceDigest")(function* (from: string, o: { readonly registriesConf?: string } = {}) {
   const source = parseSource(from)
-  return "_tag" in source ? Effect.fail(source) : Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {}).pipe(Effect.map(sha256))
-}
+  if ("_tag" in source) return yield* Effect.fail(source)
+  const raw = yield* Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {})
+  return { reference: source.reference, registriesConf: o.registriesConf, digest: sha256(raw) } satisfies SourceDigest
+})
+
+/** The digest fetched ahead, if it is this source's through this registries.conf. */
+const aheadFor = (source: SourceRef, o: PullOptions, ahead: Effect.Effect<SourceDigest, SourceDigestError>) =>
+  Effect.flatMap(ahead, (d) =>
+    d.reference === source.reference && d.registriesConf === o.registriesConf
+      ? Effect.succeed(d.digest)
+      : Effect.fail(new InvalidInput({ input: `${d.reference} (its digest, fetched ahead)`, reason: `this pull is of ${source.reference}${o.registriesConf ? ` through ${o.registriesConf}` : ""}`, fix: "fetch the digest ahead with the pull's own source and registriesConf" })),
+  )
 
 /** What a pull did, for reports and benchmarks. */
 export interface PullResult {
@@ -148,7 +166,7 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
   const [sourceDigest, had] = known
     ? yield* Effect.all(
         [
-          o.sourceDigest ?? Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {}).pipe(Effect.map(sha256)),
+          o.sourceDigest ? aheadFor(source, o, o.sourceDigest) : Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {}).pipe(Effect.map(sha256)),
           Images.get(repo, name).pipe(Effect.option),
         ],
         { concurrency: 2 },
@@ -176,7 +194,7 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
     const conf = o.registriesConf ? { registriesConf: o.registriesConf } : {}
     // the source's own manifest digest, for the next pull's skip check, fetched while the copy runs
     const [, sourceDigestNow] = yield* Effect.all(
-      [Skopeo.copyToLayout(source, { layout, tag: "image", ...conf }), sourceDigest ? Effect.succeed(sourceDigest) : (o.sourceDigest ?? Skopeo.rawManifest(source, conf).pipe(Effect.map(sha256)))],
+      [Skopeo.copyToLayout(source, { layout, tag: "image", ...conf }), sourceDigest ? Effect.succeed(sourceDigest) : (o.sourceDigest ? aheadFor(source, o, o.sourceDigest) : Skopeo.rawManifest(source, conf).pipe(Effect.map(sha256)))],
       { concurrency: 2 },
     )
 
