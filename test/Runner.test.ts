@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
 import { makeSpawn, Spawn } from "../packages/core/src/Spawn.ts"
-import { recipe } from "../packages/dsl/src/Recipe.ts"
+import { recipe, type Recipe } from "../packages/dsl/src/Recipe.ts"
 import { runRecipe, type RunnerEvent } from "../packages/dsl/src/Runner.ts"
 
 const t = suite("Runner")
@@ -15,7 +15,7 @@ const t = suite("Runner")
 const sh = (script: string) => Effect.flatMap(Spawn, (s) => s.run(["sh", "-c", script]))
 
 /** Runs a recipe as runCommand does: each command reported under the step that is running when it is. */
-const runIt = async (r: ReturnType<typeof build>) => {
+const runIt = async <D,>(r: Recipe<{}, D>) => {
   const events: Array<{ step: string; what: string; at: number }> = []
   let current = ""
   const t0 = Date.now()
@@ -28,6 +28,19 @@ const runIt = async (r: ReturnType<typeof build>) => {
   })
   const exit = await Effect.runPromiseExit(runRecipe(r, { options: {}, workdir: os.tmpdir(), fresh: false, onEvent }).pipe(Effect.provideService(Spawn, spawn)))
   return { exit, events, ms: Date.now() - t0 }
+}
+
+/** What becomes of `pid` within a second: "gone", "Z" (dead, not yet reaped: its pid still answers kill 0), or its state letter. */
+const endOf = async (pid: number) => {
+  const state = () => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "")[0] ?? "?"
+    } catch {
+      return "gone"
+    }
+  }
+  for (let i = 0; i < 50 && !["gone", "Z"].includes(state()); i++) await new Promise((r) => setTimeout(r, 20))
+  return state()
 }
 
 const build = (o: { readonly pidFile: string; readonly refuse: boolean; readonly readFor?: string }) =>
@@ -66,7 +79,23 @@ t("a step's ahead starts with the recipe, beside the steps before it; its comman
   }
 })
 
-t("a check that refuses stops what was started ahead: its process is gone when the recipe returns", async () => {
+t("a read its step never waited for ends with that step, and reports nothing under the next", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "sc-runner-"))
+  const pidFile = path.join(dir, "pid")
+  try {
+    const r = recipe({ name: "unjoined", description: "a step that ignores its read", options: {} })
+      .step("reads", { title: "reads", explain: "starts a read, never waits for it", shell: () => [], ahead: () => sh(`echo $$ > ${pidFile}; exec sleep 30`), run: () => sh(`while [ ! -s ${pidFile} ]; do sleep 0.01; done`) })
+      .step("after", { title: "after", explain: "runs once the step before has ended", shell: () => [], run: () => Effect.sync(() => readFileSync(pidFile, "utf8").trim()).pipe(Effect.flatMap((pid) => Effect.promise(() => endOf(Number(pid))))) })
+    const { exit, events } = await runIt(r)
+    assert.is(exit._tag, "Success", String(exit))
+    if (exit._tag === "Success") assert.ok(["gone", "Z"].includes(exit.value.after), `the read had ended: ${JSON.stringify(exit.value)}`)
+    assert.ok(!events.some((e) => e.what.includes("sleep 30")), JSON.stringify(events))
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+t("a check that refuses stops what was started ahead: its process ends", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "sc-runner-"))
   const pidFile = path.join(dir, "pid")
   try {
@@ -76,16 +105,7 @@ t("a check that refuses stops what was started ahead: its process is gone when t
     assert.ok(ms < 5000, `did not wait for the read (${ms} ms)`)
     assert.ok(existsSync(pidFile), "the read had started")
     const pid = Number(readFileSync(pidFile, "utf8"))
-    // gone, or dead and waiting to be reaped (a zombie's pid still answers kill 0)
-    const state = () => {
-      try {
-        return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "")[0]
-      } catch {
-        return "gone"
-      }
-    }
-    for (let i = 0; i < 50 && !["gone", "Z"].includes(state()!); i++) await new Promise((r) => setTimeout(r, 20))
-    assert.ok(["gone", "Z"].includes(state()!), `sleep ${pid} was stopped (state ${state()})`)
+    assert.ok(["gone", "Z"].includes(await endOf(pid)), `sleep ${pid} was stopped`)
     assert.ok(!events.some((e) => e.what.includes("sleep 30")), "an interrupted read reports nothing")
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -89,7 +89,10 @@ export const runRecipe = <S extends OptionSpecs, Done>(recipe: Recipe<S, Done>, 
                   results,
                   emit: (event) => o.onEvent({ type: "step-event", id: step.id, event }),
                   ahead: ahead ? Fiber.join(ahead.fiber) : Effect.dieMessage(`step ${step.id} has nothing started ahead`),
-                })
+                }).pipe(
+                  // a read its step did not wait for ends with the step: it would report under the next
+                  Effect.ensuring(ahead ? Fiber.interrupt(ahead.fiber) : Effect.void),
+                )
             const out = yield* run
               .pipe(
                 Effect.catchAllCause((cause) => {

@@ -41,8 +41,9 @@ export interface StepSpec<Opts, Done, Out, A extends Ahead = Ahead> {
   /**
    * A read the step may start when the recipe starts, before its turn, so that it overlaps the
    * steps before (a manifest fetch, say). It must change nothing: a recipe whose checks refuse, or
-   * that fails before this step, stops it. Its commands are reported under this step, when its
-   * turn comes; `run` gets it as `c.ahead`.
+   * that fails before this step, stops it, and so does the end of this step if `run` never waited
+   * for it. Its commands are reported under this step, when its turn comes; `run` gets it as
+   * `c.ahead`.
    */
   readonly ahead?: (p: PlanContext<Opts>) => A
   /**
