@@ -2,7 +2,9 @@
 // while its commands reach the observer in a fixed order.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import os from "node:os"
@@ -141,6 +143,13 @@ t("inOrder startFirst: that branch starts before the others; results and reports
   if (exit._tag === "Success") assert.equal(exit.value.map((r) => r.stdout.trim()), ["a", "b", "c"])
   assert.is(began[0], "c", `started first: ${began.join(", ")}`)
   assert.equal(seen.filter((s) => s.startsWith("done:")), ["done:sh -c echo a", "done:sh -c echo b", "done:sh -c echo c"])
+  // a branch that is not there is a mistake of the caller's, said as such, with nothing run
+  for (const wrong of [1.5, 3, -1]) {
+    const bad = await observed(inOrder([branch("x"), branch("y"), branch("z")], { startFirst: wrong }))
+    assert.is(bad.exit._tag, "Failure")
+    assert.match(String(bad.exit), new RegExp(`startFirst ${wrong} names none of the 3 branches`))
+    assert.equal(bad.seen, [])
+  }
 })
 
 t("inOrder inside inOrder: the inner one's reports still wait for the outer branches before it", async () => {
@@ -150,30 +159,29 @@ t("inOrder inside inOrder: the inner one's reports still wait for the outer bran
 
 t("heldReports: commands run at once but reach the observer only at release, in the order they ran; after it, as they happen", async () => {
   const reports = heldReports()
+  const dir = mkdtempSync(path.join(os.tmpdir(), "sc-held-"))
+  const fifo = path.join(dir, "go")
+  execFileSync("mkfifo", [fifo])
+  // no sleeps: a1 and a2 end before "meanwhile" starts; a3 waits on the fifo until "after" has ended
   const { exit, seen } = await observed(
     Effect.gen(function* () {
-      const ahead = yield* Effect.fork(reports.hold(Effect.zipRight(sh("echo a1"), Effect.zipRight(sh("echo a2"), sh("sleep 0.3; echo a3")))))
-      yield* sh("sleep 0.15; echo meanwhile")
+      const ahead = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(reports.hold(Effect.all([sh("echo a1"), sh("echo a2"), Deferred.succeed(ahead, undefined), sh(`cat ${fifo}`)])))
+      yield* Deferred.await(ahead)
+      yield* sh("echo meanwhile")
       yield* reports.release
       yield* sh("echo after")
-      return yield* ahead.await
+      yield* sh(`echo go > ${fifo}`)
+      return yield* Fiber.join(fiber)
     }),
   )
+  rmSync(dir, { recursive: true, force: true })
   assert.is(exit._tag, "Success", String(exit))
-  // a1 and a2 had ended before "meanwhile" did, yet come after it; a3 was still running at
-  // release: its end comes when it happens, after "after", which ran meanwhile
-  assert.equal(seen, [
-    "start:sh -c sleep 0.15; echo meanwhile",
-    "done:sh -c sleep 0.15; echo meanwhile",
-    "start:sh -c echo a1",
-    "done:sh -c echo a1",
-    "start:sh -c echo a2",
-    "done:sh -c echo a2",
-    "start:sh -c sleep 0.3; echo a3",
-    "start:sh -c echo after",
-    "done:sh -c echo after",
-    "done:sh -c sleep 0.3; echo a3",
-  ])
+  // a1 and a2 ended before "meanwhile" ran, yet come after it, in their order
+  assert.equal(seen.slice(0, 6), ["start:sh -c echo meanwhile", "done:sh -c echo meanwhile", "start:sh -c echo a1", "done:sh -c echo a1", "start:sh -c echo a2", "done:sh -c echo a2"])
+  // once released, a3's end comes as it happens: after "after", which ended while a3 waited
+  assert.ok(seen.indexOf("done:sh -c echo after") < seen.indexOf(`done:sh -c cat ${fifo}`), seen.join(", "))
+  assert.ok(seen.indexOf(`start:sh -c cat ${fifo}`) > 5, seen.join(", "))
 })
 
 t("outside inOrder, commands are reported as they happen", async () => {

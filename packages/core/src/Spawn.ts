@@ -202,7 +202,9 @@ export const inOrder = <const T extends ReadonlyArray<Effect.Effect<unknown, unk
       ),
     )
     const first = options.startFirst
-    if (first === undefined || first <= 0 || first >= branches.length)
+    if (first !== undefined && !(Number.isInteger(first) && first >= 0 && first < branches.length))
+      return Effect.dieMessage(`inOrder: startFirst ${first} names none of the ${branches.length} branches`)
+    if (first === undefined || first === 0)
       return Effect.all(branches, { concurrency: "unbounded" }) as unknown as Effect.Effect<Successes<T>, Effect.Effect.Error<T[number]>, Effect.Effect.Context<T[number]>>
     // Effect.all starts its effects in the order listed: that one first, the results back in place
     const started = [branches[first]!, ...branches.filter((_, i) => i !== first)]
