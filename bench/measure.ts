@@ -84,14 +84,16 @@ export const row = (o: {
   const ratio = o.theirs === 0 ? (o.ours === 0 ? 1 : Infinity) : o.ours / o.theirs
   const goal = o.goal ?? null
   const met = goal === null ? null : ratio <= goal
-  const miss = goal !== null && !met ? `missed: ${ratio.toFixed(2)}x against ${goal}x, ${(ratio / goal).toFixed(1)}x over the goal` : undefined
+  // the note reads the ratio as the table shows it (kept to 3 decimals), so the two never disagree
+  const shown = Math.round(ratio * 1000) / 1000
+  const miss = goal !== null && !met ? `missed: ${shown.toFixed(2)}x against ${goal}x, ${(shown / goal).toFixed(1)}x over the goal` : undefined
   const note = [o.note, miss].filter((x): x is string => !!x).join("; ")
   return {
     metric: o.metric,
     ours_ms: unit === "ms" ? round(o.ours) : null,
     peer: o.peer,
     peer_ms: unit === "ms" ? round(o.theirs) : null,
-    ratio: Math.round(ratio * 1000) / 1000,
+    ratio: shown,
     goal,
     met,
     runs: o.runs,

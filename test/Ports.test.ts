@@ -54,7 +54,10 @@ t("an answer in pieces is gathered until complete; one that hangs up early gives
   })
   const { server: rude, port: rudePort } = await serve((socket) => socket.once("data", () => socket.end("+PO")))
   try {
-    assert.is(await Effect.runPromise(exchange(port, ping, { complete: line })), "+PONG\r\n+extra\r\n")
+    // complete, not the timeout, ends it: the server keeps the connection open
+    const t0 = Date.now()
+    assert.is(await Effect.runPromise(exchange(port, ping, { complete: line, timeoutMs: 5000 })), "+PONG\r\n+extra\r\n")
+    assert.ok(Date.now() - t0 < 2000, `ended when complete (${Date.now() - t0} ms)`)
     assert.is(await Effect.runPromise(exchange(rudePort, ping, { complete: line })), "+PO")
   } finally {
     server.close()

@@ -155,7 +155,7 @@ if (ourWrapper)
     const cacheProbe = path.join(dir, "cache.ts")
     // (node keeps its entries in a folder per node version and flags, under the one named)
     writeFileSync(cacheProbe, 'import { getCompileCacheDir } from "node:module"\nimport path from "node:path"\nconst dir = getCompileCacheDir()\nconsole.log(dir ? path.dirname(dir) : "none")\n')
-    assert.is((await sh([tsxWrapper, cacheProbe])).trim(), path.join(repoRoot, "node_modules/.cache/node-compile-cache"))
+    assert.is((await sh(["env", "-u", "NODE_COMPILE_CACHE", tsxWrapper, cacheProbe])).trim(), path.join(repoRoot, "node_modules/.cache/node-compile-cache"))
     const own = path.join(dir, "own-cache")
     assert.is((await sh(["env", `NODE_COMPILE_CACHE=${own}`, tsxWrapper, cacheProbe])).trim(), own)
     // not a file: tsx's own CLI, which knows its flags

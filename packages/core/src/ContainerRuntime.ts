@@ -40,9 +40,10 @@ export interface ContainerRuntime {
    */
   readonly holds?: (name: string) => boolean
   /**
-   * Every container this runtime keeps, with the bundle its state names (undefined when the state
-   * cannot be read), from the filesystem without running anything: one started by hand (a raw
-   * `runc run`, as a dry-run script does) counts too. Absent where only asking the runtime can tell.
+   * Every container this runtime keeps in our state root, with the bundle its state names
+   * (undefined when the state cannot be read), from the filesystem without running anything: one
+   * started by hand with our `--root` (as a dry-run script's `runc run` is) counts too; one under
+   * the runtime's default root is not seen. Absent where only asking the runtime can tell.
    */
   readonly kept?: () => ReadonlyArray<{ readonly name: string; readonly bundle: string | undefined }>
   readonly state: (name: string) => Effect.Effect<ContainerState, RuntimeError>
