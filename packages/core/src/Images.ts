@@ -11,6 +11,7 @@ import type { ImageConfigBlob, ImageManifest } from "./ImageConfig.ts"
 import { Spawn } from "./Spawn.ts"
 import { forgetPlan, forgetSharedCheckout, sharedCheckoutDir } from "./Layers.ts"
 import * as Containers from "./Containers.ts"
+import * as RepoLock from "./RepoLock.ts"
 
 /** An image in the repo: what the steps after a pull take. */
 export interface Image {
@@ -105,7 +106,11 @@ export const forgetReplaced = Effect.fn("Images.forgetReplaced")(function* (repo
 })
 
 /** Removes a named image, then the layer and config refs no other image uses, then unreachable objects. */
-export const remove = Effect.fn("Images.remove")(function* (repo: Repo, name: string) {
+export const remove = (repo: Repo, name: string) =>
+  // no pull may meanwhile decide to reuse a layer this takes away
+  Effect.scoped(Effect.zipRight(RepoLock.hold(repo, `rmi ${name}`), removeUnlocked(repo, name)))
+
+const removeUnlocked = Effect.fn("Images.remove")(function* (repo: Repo, name: string) {
   const image = yield* get(repo, name)
   const others = yield* Effect.forEach((yield* list(repo)).filter((n) => n !== image.name), (n) => get(repo, n))
   const stillUsed = new Set(others.flatMap((o) => [o.manifest.config, ...o.manifest.layers].map((d) => d.digest)))

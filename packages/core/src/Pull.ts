@@ -15,6 +15,7 @@ import type { CommandFailed, ImageNotFound, ToolMissing, UnknownTransport } from
 import type { Spawn } from "./Spawn.ts"
 import type { Descriptor, ImageConfigBlob, ImageManifest } from "./ImageConfig.ts"
 import * as Images from "./Images.ts"
+import * as RepoLock from "./RepoLock.ts"
 import type { Image } from "./Images.ts"
 import { scanLayer, writeSanitizedTar } from "./internal/layerScan.ts"
 import type { DeviceEntry, ExternalHardlink } from "./internal/layerScan.ts"
@@ -35,6 +36,8 @@ export type PullEvent =
   | { readonly kind: "fetched"; readonly layers: number; readonly bytes: number }
   | { readonly kind: "layer"; readonly digest: string; readonly size: number; readonly state: "reused" | "imported"; readonly done: number; readonly total: number }
   | { readonly kind: "unchanged"; readonly digest: string }
+  /** Another writer holds the repo (who, and what it does): the pull waits for it. */
+  | { readonly kind: "waiting"; readonly holder: string }
   | { readonly kind: "done"; readonly image: string; readonly digest: string }
 
 /**
@@ -180,8 +183,6 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
       return { image, skipped: true, layersImported: 0, layersReused: image.manifest.layers.length, bytesImported: 0, bytesReused: bytes } satisfies PullResult
     }
   }
-  // the image this name names now, if any: once the name moves, what only it used goes
-  const previous = had ?? (Ostree.hasRef(repo, ref) ? yield* Images.get(repo, name).pipe(Effect.option) : undefined)
 
   const created: string[] = []
   // once the image ref is written the pull has happened: nothing after it may take refs back
@@ -208,6 +209,11 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
     const config = JSON.parse(configBytes.toString("utf8")) as ImageConfigBlob
     report({ kind: "fetched", layers: manifest.layers.length, bytes: manifest.layers.reduce((n, l) => n + l.size, 0) })
 
+    // from what the refs say now to the image's name (and the tidying after it), no other writer:
+    // a layer seen here must not go before the name holds it (the fetch above needs no lock)
+    yield* RepoLock.hold(repo, `pull ${source.reference} as ${name}`, { waiting: (holder) => report({ kind: "waiting", holder }) })
+    // the image this name names now, if any: once the name moves, what only it used goes
+    const previous = Ostree.hasRef(repo, ref) ? yield* Images.get(repo, name).pipe(Effect.option) : undefined
     const existing = new Set(yield* Ostree.refs(repo))
     let done = 0
     // biggest first: the longest scan and commit start at once, the small ones fill in beside them
@@ -332,6 +338,8 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
           )
         : Effect.void,
     ),
+    // the lock goes once that is done
+    Effect.scoped,
     Effect.ensuring(Effect.promise(() => rm(work, { recursive: true, force: true }))),
   )
   return result

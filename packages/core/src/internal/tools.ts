@@ -12,6 +12,7 @@ const packages: Readonly<Record<string, string>> = {
   newgidmap: "uidmap",
   unshare: "util-linux",
   nsenter: "util-linux",
+  flock: "util-linux",
   "docker-registry": "docker-registry",
   "redis-cli": "redis-tools",
   etcdctl: "etcd-client",

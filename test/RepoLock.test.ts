@@ -1,0 +1,102 @@
+// RepoLock: one writer at a time in a repo. A pull and an rmi wait while another process holds the
+// lock (a real flock(1), as another syscontainers would), say who holds it, and go on once that
+// holder is gone, even killed with SIGKILL: the kernel lets go of the lock, nothing stale stays.
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import * as Effect from "effect/Effect"
+import { spawn, type ChildProcess } from "node:child_process"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import path from "node:path"
+import * as Images from "../packages/core/src/Images.ts"
+import * as Ostree from "../packages/core/src/Ostree.ts"
+import { pull, type PullEvent } from "../packages/core/src/Pull.ts"
+import { lockFileOf } from "../packages/core/src/RepoLock.ts"
+import { cleanupTemps, run, sh, tempDir, loud } from "./fixtures/harness.ts"
+import { useMirror, type Mirror } from "./fixtures/mirror.ts"
+
+const t = suite("RepoLock")
+let mirror: Mirror
+
+t.before(loud("before", async () => {
+  mirror = await useMirror()
+}))
+t.after(async () => {
+  cleanupTemps()
+  await mirror.stop()
+})
+
+/** Another process holding the repo's lock, as another writer would, until it is killed. */
+const holdElsewhere = async (file: string, who: string) => {
+  mkdirSync(path.dirname(file), { recursive: true })
+  writeFileSync(file, `${who}\n`)
+  const holder = spawn("flock", ["--exclusive", file, "sleep", "60"], { stdio: "ignore" })
+  // held once flock runs its sleep
+  for (let i = 0; i < 200; i++) {
+    const args = await sh(["ps", "-o", "args=", "--ppid", String(holder.pid)]).catch(() => "")
+    if (args.includes("sleep 60")) return holder
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error("the holder never took the lock")
+}
+
+const killed = (p: ChildProcess) => new Promise<void>((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : (p.once("exit", () => resolve()), p.kill("SIGKILL"))))
+
+/** Whether `promise` is still pending after `ms`. */
+const pendingAfter = async (promise: Promise<unknown>, ms: number) => {
+  let settled = false
+  void promise.then(() => (settled = true), () => (settled = true))
+  await new Promise((r) => setTimeout(r, ms))
+  return !settled
+}
+
+/** Processes still holding or waiting for `file` (a flock left behind would show here). */
+const flocksOn = async (file: string) => (await sh(["ps", "-eo", "args="])).split("\n").filter((l) => l.startsWith("flock") && l.includes(file))
+
+t("a pull waits while another writer holds the repo, says who, and goes on once that one is killed", async () => {
+  const dir = path.join(tempDir("lock"), "ostree")
+  const repo = await run(Ostree.init({ path: dir }))
+  const file = lockFileOf(repo)
+  const holder = await holdElsewhere(file, "4242 rmi something")
+  const events: PullEvent[] = []
+  const pulling = run(pull({ from: "docker://redis:alpine", name: "redis", repo, onProgress: (e) => void events.push(e) }))
+  try {
+    assert.ok(await pendingAfter(pulling, 1500), "the pull waited")
+    assert.ok(events.some((e) => e.kind === "waiting" && e.holder === "4242 rmi something"), JSON.stringify(events))
+    assert.not.ok(Ostree.hasRef(repo, "ociimage/redis_3Alatest"), "nothing named while it waited")
+  } finally {
+    await killed(holder)
+  }
+  const r = await pulling
+  assert.is(r.skipped, false)
+  assert.ok(Ostree.hasRef(repo, "ociimage/redis_3Alatest"))
+  // it said who held the lock while it did, and let go of it
+  assert.match(readFileSync(file, "utf8"), new RegExp(`^${process.pid} pull docker://redis:alpine as redis:latest`))
+  assert.equal(await flocksOn(file), [])
+})
+
+t("rmi waits the same way; two pulls at once into one repo both name whole images", async () => {
+  const dir = path.join(tempDir("lock2"), "ostree")
+  const repo = await run(Ostree.init({ path: dir }))
+  // at once: one waits for the other's naming, and each image keeps every layer it names
+  await run(Effect.all([pull({ from: "docker://redis:alpine", name: "a", repo }), pull({ from: "docker://nginx:alpine", name: "b", repo })], { concurrency: 2 }))
+  const refs = await sh(["ostree", "refs", `--repo=${dir}`])
+  for (const n of ["a", "b"]) {
+    const image = await run(Images.get(repo, n))
+    for (const d of [image.manifest.config, ...image.manifest.layers]) assert.ok(refs.includes(`ociimage/${d.digest.slice(7)}`), `${n} keeps ${d.digest}`)
+  }
+  const file = lockFileOf(repo)
+  const holder = await holdElsewhere(file, "4243 pull something")
+  const removing = run(Images.remove(repo, "a"))
+  try {
+    assert.ok(await pendingAfter(removing, 1000), "rmi waited")
+    assert.ok(Ostree.hasRef(repo, "ociimage/a_3Alatest"))
+  } finally {
+    await killed(holder)
+  }
+  await removing
+  assert.not.ok(Ostree.hasRef(repo, "ociimage/a_3Alatest"))
+  assert.ok(Ostree.hasRef(repo, "ociimage/b_3Alatest"))
+  assert.equal(await flocksOn(file), [])
+})
+
+t.run()
