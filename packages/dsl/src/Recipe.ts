@@ -1,6 +1,6 @@
 // Recipe: a value holding named steps in order; each step's output is typed for the steps after it.
 import type { OptionSpecs, OptionValues } from "./Options.ts"
-import type { Ahead, PlanContext, Step, StepSpec } from "./Step.ts"
+import type { Ahead, NothingAhead, PlanContext, Step, StepSpec } from "./Step.ts"
 import { text } from "./Step.ts"
 
 /** A recipe: its name, what it reproduces, its options and its steps. */
@@ -15,7 +15,7 @@ export class Recipe<S extends OptionSpecs, Done = {}> {
   ) {}
 
   /** Adds a step whose output later steps read as `results[id]`. */
-  step<K extends string, Out, A extends Ahead = Ahead>(id: K, spec: StepSpec<OptionValues<S>, Done, Out, A>): Recipe<S, Done & { readonly [P in K]: Out }> {
+  step<K extends string, Out, A extends Ahead = NothingAhead>(id: K, spec: StepSpec<OptionValues<S>, Done, Out, A>): Recipe<S, Done & { readonly [P in K]: Out }> {
     if (this.steps.some((s) => s.id === id)) throw new Error(`recipe ${this.name}: step ${id} twice`)
     return new Recipe(this.name, this.description, this.optionSpecs, [...this.steps, { id, spec }], this.defaultWorkdir)
   }

@@ -21,8 +21,11 @@ export type StepEvent =
 /** What a step may start ahead of its turn (see StepSpec.ahead). */
 export type Ahead = Effect.Effect<unknown, unknown, Spawn>
 
+/** A step that starts nothing ahead: its `c.ahead` gives nothing a caller could use. */
+export type NothingAhead = Effect.Effect<never, never, never>
+
 /** What a running step can see: the options, the workdir and every earlier step's handle. */
-export interface StepContext<Opts, Done, A extends Ahead = Ahead> extends PlanContext<Opts> {
+export interface StepContext<Opts, Done, A extends Ahead = NothingAhead> extends PlanContext<Opts> {
   readonly fresh: boolean
   readonly results: Done
   readonly emit: (e: StepEvent) => void
@@ -31,7 +34,7 @@ export interface StepContext<Opts, Done, A extends Ahead = Ahead> extends PlanCo
 }
 
 /** A step: how it reads in the tutorial, what shell commands it stands for, and what it does. */
-export interface StepSpec<Opts, Done, Out, A extends Ahead = Ahead> {
+export interface StepSpec<Opts, Done, Out, A extends Ahead = NothingAhead> {
   readonly title: string | ((p: PlanContext<Opts>) => string)
   /** The tutorial paragraph: why this step, and what it does. */
   readonly explain: string | ((p: PlanContext<Opts>) => string)
