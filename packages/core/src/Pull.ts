@@ -163,13 +163,16 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
   const ref = imageRef(name)
   const report = o.onProgress ?? (() => {})
 
+  const conf = o.registriesConf ? { registriesConf: o.registriesConf } : {}
+  // the source's manifest digest: the one fetched ahead, else fetched now
+  const fetchDigest = o.sourceDigest ? aheadFor(source, o, o.sourceDigest) : Skopeo.rawManifest(source, conf).pipe(Effect.map(sha256))
   // one manifest fetch decides whether anything needs doing, when the repo has the image at all
   const known = !o.force && Ostree.hasRef(repo, ref)
   // the fetch and what the repo holds, at once (the image usually comes from its cache: no process)
   const [sourceDigest, had] = known
     ? yield* Effect.all(
         [
-          o.sourceDigest ? aheadFor(source, o, o.sourceDigest) : Skopeo.rawManifest(source, o.registriesConf ? { registriesConf: o.registriesConf } : {}).pipe(Effect.map(sha256)),
+          fetchDigest,
           Images.get(repo, name).pipe(Effect.option),
         ],
         { concurrency: 2 },
@@ -192,10 +195,9 @@ export const pull = Effect.fn("Pull.pull")(function* (o: PullOptions) {
     const layout = path.join(work, "layout")
     yield* Effect.promise(() => mkdir(work, { recursive: true }))
     report({ kind: "fetch", source: source.reference })
-    const conf = o.registriesConf ? { registriesConf: o.registriesConf } : {}
     // the source's own manifest digest, for the next pull's skip check, fetched while the copy runs
     const [, sourceDigestNow] = yield* Effect.all(
-      [Skopeo.copyToLayout(source, { layout, tag: "image", ...conf }), sourceDigest ? Effect.succeed(sourceDigest) : (o.sourceDigest ? aheadFor(source, o, o.sourceDigest) : Skopeo.rawManifest(source, conf).pipe(Effect.map(sha256)))],
+      [Skopeo.copyToLayout(source, { layout, tag: "image", ...conf }), sourceDigest ? Effect.succeed(sourceDigest) : fetchDigest],
       { concurrency: 2 },
     )
 
