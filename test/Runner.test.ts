@@ -3,12 +3,13 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { existsSync, readFileSync } from "node:fs"
 import os from "node:os"
 import path from "node:path"
 import { makeSpawn, Spawn } from "../packages/core/src/Spawn.ts"
 import { recipe, type Recipe } from "../packages/dsl/src/Recipe.ts"
 import { runRecipe, type RunnerEvent } from "../packages/dsl/src/Runner.ts"
+import { cleanupTemps, tempDir } from "./fixtures/harness.ts"
 
 const t = suite("Runner")
 
@@ -62,54 +63,44 @@ const build = (o: { readonly pidFile: string; readonly refuse: boolean; readonly
     })
 
 t("a step's ahead starts with the recipe, beside the steps before it; its command is reported under its own step", async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "sc-runner-"))
-  try {
-    const { exit, events, ms } = await runIt(build({ pidFile: path.join(dir, "pid"), refuse: false }))
-    assert.is(exit._tag, "Success", String(exit))
-    if (exit._tag === "Success") assert.is((exit.value as { third: string }).third, "read ahead")
-    // one after the other would take 0.8 s: the read ran while step one slept
-    assert.ok(ms < 700, `ran beside the first step (${ms} ms)`)
-    const read = events.find((e) => e.what.includes("exec sleep 0.4"))
-    assert.ok(read, JSON.stringify(events))
-    assert.is(read!.step, "third", "reported under its step, though it ended during the first")
-    const thirdStarts = events.findIndex((e) => e.step === "third" && e.what === "step-start")
-    assert.ok(events.indexOf(read!) > thirdStarts, `after its step's start: ${JSON.stringify(events)}`)
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const dir = tempDir("runner")
+  const { exit, events, ms } = await runIt(build({ pidFile: path.join(dir, "pid"), refuse: false }))
+  assert.is(exit._tag, "Success", String(exit))
+  if (exit._tag === "Success") assert.is((exit.value as { third: string }).third, "read ahead")
+  // one after the other would take 0.8 s: the read ran while step one slept
+  assert.ok(ms < 700, `ran beside the first step (${ms} ms)`)
+  const read = events.find((e) => e.what.includes("exec sleep 0.4"))
+  assert.ok(read, JSON.stringify(events))
+  assert.is(read!.step, "third", "reported under its step, though it ended during the first")
+  const thirdStarts = events.findIndex((e) => e.step === "third" && e.what === "step-start")
+  assert.ok(events.indexOf(read!) > thirdStarts, `after its step's start: ${JSON.stringify(events)}`)
 })
 
 t("a read its step never waited for ends with that step, and reports nothing under the next", async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "sc-runner-"))
+  const dir = tempDir("runner")
   const pidFile = path.join(dir, "pid")
-  try {
-    const r = recipe({ name: "unjoined", description: "a step that ignores its read", options: {} })
-      .step("reads", { title: "reads", explain: "starts a read, never waits for it", shell: () => [], ahead: () => sh(`echo $$ > ${pidFile}; exec sleep 30`), run: () => sh(`while [ ! -s ${pidFile} ]; do sleep 0.01; done`) })
-      .step("after", { title: "after", explain: "runs once the step before has ended", shell: () => [], run: () => Effect.sync(() => readFileSync(pidFile, "utf8").trim()).pipe(Effect.flatMap((pid) => Effect.promise(() => endOf(Number(pid))))) })
-    const { exit, events } = await runIt(r)
-    assert.is(exit._tag, "Success", String(exit))
-    if (exit._tag === "Success") assert.ok(["gone", "Z"].includes(exit.value.after), `the read had ended: ${JSON.stringify(exit.value)}`)
-    assert.ok(!events.some((e) => e.what.includes("sleep 30")), JSON.stringify(events))
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  const r = recipe({ name: "unjoined", description: "a step that ignores its read", options: {} })
+    .step("reads", { title: "reads", explain: "starts a read, never waits for it", shell: () => [], ahead: () => sh(`echo $$ > ${pidFile}; exec sleep 30`), run: () => sh(`while [ ! -s ${pidFile} ]; do sleep 0.01; done`) })
+    .step("after", { title: "after", explain: "runs once the step before has ended", shell: () => [], run: () => Effect.sync(() => readFileSync(pidFile, "utf8").trim()).pipe(Effect.flatMap((pid) => Effect.promise(() => endOf(Number(pid))))) })
+  const { exit, events } = await runIt(r)
+  assert.is(exit._tag, "Success", String(exit))
+  if (exit._tag === "Success") assert.ok(["gone", "Z"].includes(exit.value.after), `the read had ended: ${JSON.stringify(exit.value)}`)
+  assert.ok(!events.some((e) => e.what.includes("sleep 30")), JSON.stringify(events))
 })
 
 t("a check that refuses stops what was started ahead: its process ends", async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "sc-runner-"))
+  const dir = tempDir("runner")
   const pidFile = path.join(dir, "pid")
-  try {
-    // a read that would outlive the refusal by far
-    const { exit, events, ms } = await runIt(build({ pidFile, refuse: true, readFor: "30" }))
-    assert.is(exit._tag, "Failure")
-    assert.ok(ms < 5000, `did not wait for the read (${ms} ms)`)
-    assert.ok(existsSync(pidFile), "the read had started")
-    const pid = Number(readFileSync(pidFile, "utf8"))
-    assert.ok(["gone", "Z"].includes(await endOf(pid)), `sleep ${pid} was stopped`)
-    assert.ok(!events.some((e) => e.what.includes("sleep 30")), "an interrupted read reports nothing")
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
+  // a read that would outlive the refusal by far
+  const { exit, events, ms } = await runIt(build({ pidFile, refuse: true, readFor: "30" }))
+  assert.is(exit._tag, "Failure")
+  assert.ok(ms < 5000, `did not wait for the read (${ms} ms)`)
+  assert.ok(existsSync(pidFile), "the read had started")
+  const pid = Number(readFileSync(pidFile, "utf8"))
+  assert.ok(["gone", "Z"].includes(await endOf(pid)), `sleep ${pid} was stopped`)
+  assert.ok(!events.some((e) => e.what.includes("sleep 30")), "an interrupted read reports nothing")
 })
+
+t.after(() => cleanupTemps())
 
 t.run()
