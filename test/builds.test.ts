@@ -2,14 +2,14 @@
 // loader exports exactly what its sources do (a recipe sees the same module either way).
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { spawn } from "node:child_process"
 import { pathToFileURL } from "node:url"
 import { bundleIsCurrent } from "@syscontainers/core/freshBundle"
 import { cacheFileOf, cacheFilesOf, readCache } from "@syscontainers/core/codeCache"
 import * as dslSources from "@syscontainers/dsl"
-import { cleanupTemps, repoRoot, sh, tempDir, tsxWrapper, tsxWrapperIsOurs } from "./fixtures/harness.ts"
+import { cleanupTemps, repoRoot, sh, shAny, tempDir, tsxWrapper, tsxWrapperIsOurs } from "./fixtures/harness.ts"
 
 const t = suite("builds")
 t.after(() => cleanupTemps())
@@ -161,6 +161,84 @@ if (ourWrapper)
     // not a file: tsx's own CLI, which knows its flags
     assert.match(await sh([tsxWrapper, "--version"]), /tsx v\d/)
     assert.is((await sh([tsxWrapper, "-e", "const n: number = 41; console.log(n + 1)"])).trim(), "42")
+  })
+
+// scripts/ts-hooks.mjs, the wrapper's loader: this checkout's files through its own in-thread hooks
+// and transform cache, anything else through tsx's loader. Which one ran shows in whose cache the
+// probe's transformed source landed: ours in node_modules/.cache/ts-hooks, tsx's under TMPDIR.
+const hooksCache = path.join(repoRoot, "node_modules/.cache/ts-hooks")
+const transformedBy = (marker: string, tmp: string) => {
+  const holds = (dir: string) => existsSync(dir) && readdirSync(dir, { recursive: true, withFileTypes: true }).some((e) => e.isFile() && readFileSync(path.join(e.parentPath, e.name), "utf8").includes(marker))
+  return { ours: holds(hooksCache), tsx: holds(tmp) }
+}
+const forgetTransforms = (marker: string) => {
+  for (const f of existsSync(hooksCache) ? readdirSync(hooksCache) : []) if (readFileSync(path.join(hooksCache, f), "utf8").includes(marker)) rmSync(path.join(hooksCache, f))
+}
+/** A probe script in `dir`: types, a `./helper.js` import that names helper.ts, an extensionless one, and a throw on its line 6. */
+const writeProbe = (dir: string, marker: string) => {
+  writeFileSync(path.join(dir, "helper.ts"), `export const helper: string = "${marker}-helper"\n`)
+  writeFileSync(path.join(dir, "other.ts"), "export const other = 2 as const\n")
+  writeFileSync(
+    path.join(dir, "probe.ts"),
+    `import { helper } from "./helper.js"\nimport { other } from "./other"\nconst marker: string = "${marker}"\nconsole.log(JSON.stringify({ marker, helper, other, args: process.argv.slice(2) }))\n\nif (process.argv[2] === "throw") throw new Error("from line 6")\n`,
+  )
+  return path.join(dir, "probe.ts")
+}
+/** A directory inside the checkout (the hooks take only its files), readable by anyone. */
+const probeDirInCheckout = () => {
+  const dir = mkdtempSync(path.join(repoRoot, "test", ".probe-"))
+  chmodSync(dir, 0o755)
+  inCheckout.push(dir)
+  return dir
+}
+const inCheckout: string[] = []
+t.after(() => {
+  for (const d of inCheckout.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+if (ourWrapper)
+  t("ts-hooks: a script of this checkout runs through the wrapper's own hooks (./x.js and ./x name x.ts, errors point at its TypeScript lines, an edit is seen); one outside goes to tsx", async () => {
+    const tmp = tempDir("ts-hooks-tmp")
+    const marker = `probe-${process.pid}-${Date.now()}`
+    const probe = writeProbe(probeDirInCheckout(), marker)
+    try {
+      const out = JSON.parse(await sh(["env", `TMPDIR=${tmp}`, tsxWrapper, probe, "a b"]))
+      assert.equal(out, { marker, helper: `${marker}-helper`, other: 2, args: ["a b"] })
+      assert.equal(transformedBy(marker, tmp), { ours: true, tsx: false }, "the checkout's script went through our hooks, not tsx's")
+      const thrown = await shAny(["env", `TMPDIR=${tmp}`, tsxWrapper, probe, "throw"])
+      assert.is(thrown.exitCode, 1)
+      assert.match(thrown.stderr, `${probe}:6:`, "the stack names the TypeScript file and line (source maps)")
+      // the cache goes by the source, not the name: the same file edited gives the new code
+      writeFileSync(probe, readFileSync(probe, "utf8").replace(`const marker: string = "${marker}"`, `const marker: string = "${marker}-edited"`))
+      assert.is(JSON.parse(await sh(["env", `TMPDIR=${tmp}`, tsxWrapper, probe])).marker, `${marker}-edited`)
+
+      // the same files outside the checkout: tsx's loader, its cache
+      const outsideMarker = `${marker}-outside`
+      const outside = writeProbe(tempDir("ts-hooks-outside"), outsideMarker)
+      assert.is(JSON.parse(await sh(["env", `TMPDIR=${tmp}`, tsxWrapper, outside])).marker, outsideMarker)
+      assert.equal(transformedBy(outsideMarker, tmp), { ours: false, tsx: true }, "a script outside the checkout went to tsx")
+    } finally {
+      forgetTransforms(marker)
+    }
+  })
+
+if (ourWrapper)
+  t("ts-hooks: a user who cannot write the checkout's cache still runs its scripts (through tsx's loader, caching in their own TMPDIR)", async () => {
+    const user = "sc-tshooks"
+    await shAny(["userdel", "--remove", user])
+    await sh(["useradd", "--create-home", "--shell", "/bin/sh", user])
+    try {
+      const tmp = tempDir("ts-hooks-user")
+      chmodSync(tmp, 0o777)
+      const marker = `probe-user-${process.pid}-${Date.now()}`
+      const probe = writeProbe(probeDirInCheckout(), marker)
+      const out = JSON.parse(await sh(["runuser", "-u", user, "--", "env", "-i", `HOME=/home/${user}`, `PATH=${process.env["PATH"]}`, `TMPDIR=${tmp}`, tsxWrapper, probe]))
+      assert.is(out.marker, marker)
+      assert.equal(transformedBy(marker, tmp), { ours: false, tsx: true })
+    } finally {
+      await shAny(["pkill", "-u", user])
+      await shAny(["userdel", "--remove", user])
+    }
   })
 
 t.run()
