@@ -21,7 +21,7 @@ export const bin = path.join(repoRoot, "packages", "core", "bin", "syscontainers
  */
 export const tsxCommand = (): { readonly argv0: string; readonly label: string } =>
   tsxWrapperIsOurs()
-    ? { argv0: tsxWrapper, label: "setup.sh's tsx wrapper: one node with tsx's loader" }
+    ? { argv0: tsxWrapper, label: "setup.sh's tsx wrapper: one node with scripts/ts-hooks.mjs" }
     : { argv0: path.join(repoRoot, "node_modules", ".bin", "tsx"), label: "tsx's CLI from node_modules/.bin (no wrapper installed): two nodes" }
 
 /** `node bin --repo REPO --registries-conf CONF ARGS...`; resolves with stdout. */
