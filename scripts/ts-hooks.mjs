@@ -7,7 +7,7 @@
 // tsx's loader: a script outside the checkout (tsx finds its tsconfig and paths), a node without
 // registerHooks, a user who cannot write the cache.
 import { createHash } from "node:crypto"
-import { accessSync, constants, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
+import { accessSync, constants, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import module from "node:module"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -73,7 +73,30 @@ if (typeof module.registerHooks !== "function" || !ours || tsconfig === undefine
     } catch {
       // a cache that cannot be written costs the next run a transform, nothing else
     }
+    pruneOnce()
     return code
+  }
+  // every edit of a file leaves an entry: on a miss (an edit, say), entries older than a month go,
+  // and one still in use comes back at the cost of one transform
+  let pruned = false
+  const pruneOnce = () => {
+    if (pruned) return
+    pruned = true
+    const monthAgo = Date.now() - 30 * 24 * 3600 * 1000
+    let names = []
+    try {
+      names = readdirSync(cacheDir)
+    } catch {
+      // a cache we cannot list: the next run's miss tries again
+    }
+    for (const name of names) {
+      const file = path.join(cacheDir, name)
+      try {
+        if (statSync(file).mtimeMs < monthAgo) rmSync(file, { force: true })
+      } catch {
+        // gone already: another run pruned it
+      }
+    }
   }
 
   // the file a specifier that node could not find names under TypeScript's conventions

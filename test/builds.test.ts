@@ -201,10 +201,20 @@ if (ourWrapper)
     const tmp = tempDir("ts-hooks-tmp")
     const marker = `probe-${process.pid}-${Date.now()}`
     const probe = writeProbe(probeDirInCheckout(), marker)
+    // an entry last written 40 days ago goes at the next miss; one of yesterday stays
+    mkdirSync(hooksCache, { recursive: true })
+    const stale = path.join(hooksCache, `stale-${marker}.js`)
+    const recent = path.join(hooksCache, `recent-${marker}.js`)
+    writeFileSync(stale, "")
+    writeFileSync(recent, "")
+    const daysAgo = (d: number) => (Date.now() - d * 24 * 3600 * 1000) / 1000
+    utimesSync(stale, daysAgo(40), daysAgo(40))
+    utimesSync(recent, daysAgo(1), daysAgo(1))
     try {
       const out = JSON.parse(await sh(["env", `TMPDIR=${tmp}`, tsxWrapper, probe, "a b"]))
       assert.equal(out, { marker, helper: `${marker}-helper`, other: 2, args: ["a b"] })
       assert.equal(transformedBy(marker, tmp), { ours: true, tsx: false }, "the checkout's script went through our hooks, not tsx's")
+      assert.equal([existsSync(stale), existsSync(recent)], [false, true], "a miss prunes entries older than a month")
       const thrown = await shAny(["env", `TMPDIR=${tmp}`, tsxWrapper, probe, "throw"])
       assert.is(thrown.exitCode, 1)
       assert.match(thrown.stderr, `${probe}:6:`, "the stack names the TypeScript file and line (source maps)")
@@ -219,6 +229,8 @@ if (ourWrapper)
       assert.equal(transformedBy(outsideMarker, tmp), { ours: false, tsx: true }, "a script outside the checkout went to tsx")
     } finally {
       forgetTransforms(marker)
+      rmSync(stale, { force: true })
+      rmSync(recent, { force: true })
     }
   })
 
