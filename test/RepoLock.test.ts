@@ -1,17 +1,19 @@
-// RepoLock: one writer at a time in a repo. A pull and an rmi wait while another process holds the
-// lock (a real flock(1), as another syscontainers would), say who holds it, and go on once that
-// holder is gone, even killed with SIGKILL: the kernel lets go of the lock, nothing stale stays.
+// RepoLock: one writer at a time in a repo, and none while a checkout reads it. A pull and an rmi
+// wait while another process holds the lock (a real flock(1), as another syscontainers would), say
+// who holds it, and go on once that holder is gone, even killed with SIGKILL: the kernel lets go of
+// the lock, nothing stale stays. A checkout waits for a writer, never for another checkout.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
 import { spawn, type ChildProcess } from "node:child_process"
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Images from "../packages/core/src/Images.ts"
+import * as Layers from "../packages/core/src/Layers.ts"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull, type PullEvent } from "../packages/core/src/Pull.ts"
 import { lockFileOf } from "../packages/core/src/RepoLock.ts"
-import { cleanupTemps, run, sh, tempDir, loud } from "./fixtures/harness.ts"
+import { cleanupTemps, failure, run, sh, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("RepoLock")
@@ -25,21 +27,33 @@ t.after(async () => {
   await mirror.stop()
 })
 
-/** Another process holding the repo's lock, as another writer would, until it is killed. */
-const holdElsewhere = async (file: string, who: string) => {
+/**
+ * Another process holding the repo's lock, as another writer (or, shared, a checkout) would, until
+ * it is killed. `--close`: flock alone holds the lock, not the sleep it runs (which would keep it
+ * after flock's SIGKILL, and every test would wait out its 60 s); the sleep is ended by its pid.
+ */
+const holdElsewhere = async (file: string, who: string, mode: "--exclusive" | "--shared" = "--exclusive") => {
   mkdirSync(path.dirname(file), { recursive: true })
   writeFileSync(file, `${who}\n`)
-  const holder = spawn("flock", ["--exclusive", file, "sleep", "60"], { stdio: "ignore" })
+  const holder = spawn("flock", [mode, "--close", file, "sleep", "60"], { stdio: "ignore" })
   // held once flock runs its sleep
   for (let i = 0; i < 200; i++) {
-    const args = await sh(["ps", "-o", "args=", "--ppid", String(holder.pid)]).catch(() => "")
-    if (args.includes("sleep 60")) return holder
+    const sleeper = Number((await sh(["ps", "-o", "pid=", "--ppid", String(holder.pid)]).catch(() => "")).trim())
+    if (sleeper > 0) return { holder, sleeper }
     await new Promise((r) => setTimeout(r, 10))
   }
   throw new Error("the holder never took the lock")
 }
 
-const killed = (p: ChildProcess) => new Promise<void>((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve() : (p.once("exit", () => resolve()), p.kill("SIGKILL"))))
+/** SIGKILL for the holder (the lock goes with it), then its sleep. */
+const killed = async ({ holder, sleeper }: { readonly holder: ChildProcess; readonly sleeper: number }) => {
+  await new Promise<void>((resolve) => (holder.exitCode !== null || holder.signalCode !== null ? resolve() : (holder.once("exit", () => resolve()), holder.kill("SIGKILL"))))
+  try {
+    process.kill(sleeper, "SIGKILL")
+  } catch {
+    // ended already
+  }
+}
 
 /** Whether `promise` is still pending after `ms`. */
 const pendingAfter = async (promise: Promise<unknown>, ms: number) => {
@@ -96,6 +110,43 @@ t("rmi waits the same way; two pulls at once into one repo both name whole image
   await removing
   assert.not.ok(Ostree.hasRef(repo, "ociimage/a_3Alatest"))
   assert.ok(Ostree.hasRef(repo, "ociimage/b_3Alatest"))
+  assert.equal(await flocksOn(file), [])
+})
+
+t("a checkout waits while a writer holds the repo and goes on once it is gone; checkouts read side by side, and rmi waits for them", async () => {
+  const top = tempDir("lock3")
+  const repo = await run(Ostree.init({ path: path.join(top, "ostree") }))
+  await run(pull({ from: "docker://redis:alpine", name: "redis", repo }))
+  const image = await run(Images.get(repo, "redis"))
+  const file = lockFileOf(repo)
+
+  const writer = await holdElsewhere(file, "4244 rmi redis")
+  const first = path.join(top, "b1")
+  const checkingOut = run(Layers.applyLayers({ image, into: first }))
+  try {
+    assert.ok(await pendingAfter(checkingOut, 1000), "the checkout waited for the writer")
+    assert.not.ok(existsSync(first), "nothing made while it waited")
+  } finally {
+    await killed(writer)
+  }
+  await checkingOut
+  assert.ok(existsSync(path.join(first, "rootfs", "usr", "bin", "redis-server")))
+
+  // another checkout holds its reader's lock: a second checkout does not wait for it, rmi does
+  const reader = await holdElsewhere(file, "4245 checkout redis into elsewhere", "--shared")
+  try {
+    const second = run(Layers.applyLayers({ image, into: path.join(top, "b2"), shared: true }))
+    assert.not.ok(await pendingAfter(second, 3000), "a checkout beside another one went on")
+    await second
+    const removing = failure(Images.remove(repo, "redis"))
+    assert.ok(await pendingAfter(removing, 1000), "rmi waited for the checkout")
+    assert.ok(Ostree.hasRef(repo, "ociimage/redis_3Alatest"))
+    await killed(reader)
+    // the shared tree's bundle is recorded, so rmi, once it may, refuses instead of emptying it
+    assert.is((await removing)._tag, "ImageInUse")
+  } finally {
+    if (reader.holder.exitCode === null && reader.holder.signalCode === null) await killed(reader)
+  }
   assert.equal(await flocksOn(file), [])
 })
 

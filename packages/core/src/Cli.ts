@@ -155,7 +155,7 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
             if (v.json) return
             if (e.kind === "layer") console.error(`  layer ${e.done}/${e.total} ${e.digest.slice(7, 19)} ${e.state} (${e.size} bytes)`)
             if (e.kind === "unchanged") console.error(`  unchanged: the repo already holds this manifest (${e.digest.slice(0, 19)})`)
-            if (e.kind === "waiting") console.error(`  waiting: another writer holds the repo (${e.holder})`)
+            if (e.kind === "waiting") console.error(`  waiting for the repo's lock, held by ${e.holder}`)
           },
         })
         out(`${r.image.name} ${r.image.digest}${r.skipped ? " (unchanged)" : ""}\n${r.layersImported} layers imported, ${r.layersReused} reused`, {

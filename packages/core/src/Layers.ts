@@ -14,6 +14,7 @@ import type { DeviceEntry } from "./internal/layerScan.ts"
 import { layerExtrasKey, type LayerExtras } from "./Pull.ts"
 import { Spawn } from "./Spawn.ts"
 import { realOf, within } from "./Paths.ts"
+import * as RepoLock from "./RepoLock.ts"
 
 /** union: bottom-up, upper files overwrite; union-add: top-down, existing files stay. */
 export type LayerOrder = "union" | "union-add"
@@ -180,6 +181,9 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
     return yield* Effect.fail(new InvalidInput({ input: into, reason: `already holds a checkout (${markerFile})`, fix: "remove the bundle first or check out into a new directory" }))
   const bundleExisted = existsSync(into)
 
+  // a reader's lock: no rmi or pull takes away the commits or the shared tree this reads until it is
+  // done (and, shared, recorded as the tree's user); other checkouts go on at the same time
+  const locked = RepoLock.hold(o.image.repo, `checkout ${o.image.name} into ${into}`, { shared: true })
   return yield* Effect.gen(function* () {
     yield* Effect.promise(() => mkdir(o.shared ? into : own, { recursive: true }))
     yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
@@ -200,6 +204,7 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
           })
         : Effect.void,
     ),
+    (checkout) => Effect.scoped(Effect.zipRight(locked, checkout)),
   )
 })
 

@@ -77,7 +77,7 @@ export const pullImage = <O, D>(
           if (e.kind === "fetch") c.emit({ kind: "progress", text: `fetching ${e.source}` })
           if (e.kind === "fetched") c.emit({ kind: "progress", text: `${e.layers} layers, ${e.bytes} bytes` })
           if (e.kind === "layer") c.emit({ kind: "progress", text: `layer ${e.done}/${e.total} ${e.digest.slice(7, 19)} ${e.state} (${e.size} bytes)` })
-          if (e.kind === "waiting") c.emit({ kind: "progress", text: `waiting: another writer holds the repo (${e.holder})` })
+          if (e.kind === "waiting") c.emit({ kind: "progress", text: `waiting for the repo's lock, held by ${e.holder}` })
         },
       })
       c.emit({
