@@ -3,10 +3,10 @@
 // in its transform cache; a recipe's whole second run is ~250 ms. These hooks do the part a script
 // of this checkout needs, in node's own thread (module.registerHooks): strip the types with esbuild
 // (tsx's transformer) under the checkout's tsconfig.json, once per distinct source, kept in
-// node_modules/.cache; map `./x.js` and `./x` to `./x.ts`, as tsx does. Anything else goes to
-// tsx's loader: a script outside the checkout (tsx finds its tsconfig and paths), a node without
-// registerHooks, a user who cannot write the cache.
-import { createHash } from "node:crypto"
+// node_modules/.cache; map `./x.js` and `./x` to `./x.ts` (or .tsx, or ./x/index.ts), as tsx does.
+// Anything else goes to tsx's loader: a script outside the checkout (tsx finds its tsconfig and
+// paths), a node without registerHooks, a user who cannot write the cache.
+import { createHash, randomBytes } from "node:crypto"
 import { accessSync, constants, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import module from "node:module"
 import path from "node:path"
@@ -45,11 +45,13 @@ if (typeof module.registerHooks !== "function" || !ours || tsconfig === undefine
   // errors point at the TypeScript lines, as under tsx
   process.setSourceMapsEnabled(true)
   const target = `node${process.versions.node}`
-  // a hit needs only esbuild's version (its module takes ~6 ms to load): the cache key names it
+  // a hit needs only esbuild's version (its module takes ~6 ms to load): the cache key names it,
+  // and this file's own text, which holds the transform's options
   const esbuildVersion = JSON.parse(readFileSync(require.resolve("esbuild/package.json"), "utf8")).version
+  const hooksText = readFileSync(fileURLToPath(import.meta.url), "utf8")
   let esbuild
   const transform = (source, file, format) => {
-    const key = createHash("sha256").update(JSON.stringify([1, esbuildVersion, target, tsconfig, format, file])).update(source).digest("hex")
+    const key = createHash("sha256").update(JSON.stringify([hooksText, esbuildVersion, target, tsconfig, format, file])).update(source).digest("hex")
     const cached = path.join(cacheDir, `${key}.js`)
     try {
       return readFileSync(cached, "utf8")
@@ -66,7 +68,7 @@ if (typeof module.registerHooks !== "function" || !ours || tsconfig === undefine
       sourcemap: "inline",
     }).code
     // written whole or not at all: a run that dies mid-write leaves no half a module for the next
-    const tmp = `${cached}.${process.pid}.tmp`
+    const tmp = `${cached}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
     try {
       writeFileSync(tmp, code)
       renameSync(tmp, cached)
@@ -106,17 +108,28 @@ if (typeof module.registerHooks !== "function" || !ours || tsconfig === undefine
     if (path.extname(specifier) === "") return [`${specifier}.ts`, `${specifier}.tsx`, `${specifier}/index.ts`]
     return []
   }
+  const packageType = (url) => {
+    try {
+      const found = module.findPackageJSON?.(url)
+      return found ? JSON.parse(readFileSync(found, "utf8")).type : undefined
+    } catch {
+      return undefined
+    }
+  }
   const isPath = (specifier) => /^(\.{1,2}\/|\/|file:)/.test(specifier)
   // node's own formats for a TypeScript file would have it strip the types again (and load its
   // stripper, ~60 ms)
   const jsFormat = { "module-typescript": "module", "commonjs-typescript": "commonjs" }
+
+  // what node throws for a path with no file there: import, require, a directory beside x.ts
+  const notFound = new Set(["ERR_MODULE_NOT_FOUND", "MODULE_NOT_FOUND", "ERR_UNSUPPORTED_DIR_IMPORT"])
 
   module.registerHooks({
     resolve(specifier, context, next) {
       try {
         return next(specifier, context)
       } catch (error) {
-        if (error?.code !== "ERR_MODULE_NOT_FOUND" || !isPath(specifier)) throw error
+        if (!notFound.has(error?.code) || !isPath(specifier)) throw error
         for (const candidate of typescriptFor(specifier)) {
           try {
             return next(candidate, context)
@@ -129,9 +142,17 @@ if (typeof module.registerHooks !== "function" || !ours || tsconfig === undefine
     },
     load(url, context, next) {
       if (!url.startsWith("file:") || !/\.[cm]?tsx?$/.test(url)) return next(url, context)
-      const loaded = next(url, context)
       const file = fileURLToPath(url)
-      const format = jsFormat[loaded.format] ?? (file.endsWith(".cts") ? "commonjs" : "module")
+      // node says which format a .ts is (its package's type, or the syntax it finds); a .tsx it
+      // does not know: its package's type says
+      let loaded
+      try {
+        loaded = next(url, context)
+      } catch (error) {
+        if (error?.code !== "ERR_UNKNOWN_FILE_EXTENSION") throw error
+        loaded = { format: packageType(url) === "commonjs" ? "commonjs" : "module" }
+      }
+      const format = jsFormat[loaded.format] ?? loaded.format ?? (file.endsWith(".cts") ? "commonjs" : "module")
       const source = typeof loaded.source === "string" ? loaded.source : Buffer.from(loaded.source ?? readFileSync(file)).toString("utf8")
       return { format, source: transform(source, file, format), shortCircuit: true }
     },

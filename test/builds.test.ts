@@ -174,10 +174,15 @@ const transformedBy = (marker: string, tmp: string) => {
 const forgetTransforms = (marker: string) => {
   for (const f of existsSync(hooksCache) ? readdirSync(hooksCache) : []) if (readFileSync(path.join(hooksCache, f), "utf8").includes(marker)) rmSync(path.join(hooksCache, f))
 }
-/** A probe script in `dir`: types, a `./helper.js` import that names helper.ts, an extensionless one, and a throw on its line 6. */
+/**
+ * A probe script in `dir`: types, a `./helper.js` import that names helper.ts, an extensionless one
+ * that names other.ts beside a directory other/ (node alone refuses that as a directory import),
+ * and a throw on its line 6.
+ */
 const writeProbe = (dir: string, marker: string) => {
   writeFileSync(path.join(dir, "helper.ts"), `export const helper: string = "${marker}-helper"\n`)
-  writeFileSync(path.join(dir, "other.ts"), "export const other = 2 as const\n")
+  writeFileSync(path.join(dir, "other.ts"), `export const other = 2 as const // ${marker}\n`)
+  mkdirSync(path.join(dir, "other"))
   writeFileSync(
     path.join(dir, "probe.ts"),
     `import { helper } from "./helper.js"\nimport { other } from "./other"\nconst marker: string = "${marker}"\nconsole.log(JSON.stringify({ marker, helper, other, args: process.argv.slice(2) }))\n\nif (process.argv[2] === "throw") throw new Error("from line 6")\n`,
