@@ -5,18 +5,26 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import { spawn, type ChildProcess } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import type * as Scope from "effect/Scope"
+import type { Spawn } from "../packages/core/src/Spawn.ts"
 import path from "node:path"
 import * as Images from "../packages/core/src/Images.ts"
 import * as Layers from "../packages/core/src/Layers.ts"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull, type PullEvent } from "../packages/core/src/Pull.ts"
+import * as RepoLock from "../packages/core/src/RepoLock.ts"
 import { lockFileOf } from "../packages/core/src/RepoLock.ts"
-import { cleanupTemps, failure, run, sh, tempDir, loud } from "./fixtures/harness.ts"
+import { SpawnLive } from "../packages/core/src/Spawn.ts"
+import { cleanupTemps, failure, run, runFileAsUser, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
 const t = suite("RepoLock")
+const thisFile = fileURLToPath(import.meta.url)
 let mirror: Mirror
 
 t.before(loud("before", async () => {
@@ -122,10 +130,12 @@ t("a checkout waits while a writer holds the repo and goes on once it is gone; c
 
   const writer = await holdElsewhere(file, "4244 rmi redis")
   const first = path.join(top, "b1")
-  const checkingOut = run(Layers.applyLayers({ image, into: first }))
+  const heard: string[] = []
+  const checkingOut = run(Layers.applyLayers({ image, into: first, waiting: (holder) => void heard.push(holder) }))
   try {
     assert.ok(await pendingAfter(checkingOut, 1000), "the checkout waited for the writer")
     assert.not.ok(existsSync(first), "nothing made while it waited")
+    assert.equal(heard, ["4244 rmi redis"], "it said who holds the lock")
   } finally {
     await killed(writer)
   }
@@ -149,4 +159,96 @@ t("a checkout waits while a writer holds the repo and goes on once it is gone; c
   assert.equal(await flocksOn(file), [])
 })
 
-t.run()
+t("a writer that waits for checkouts is not kept out by checkouts that come after it; one that waited behind an rmi fails clearly and leaves nothing", async () => {
+  const top = tempDir("lock4")
+  const repo = await run(Ostree.init({ path: path.join(top, "ostree") }))
+  await run(pull({ from: "docker://redis:alpine", name: "redis", repo }))
+  const image = await run(Images.get(repo, "redis"))
+  const file = lockFileOf(repo)
+  // a checkout under way (its reader's lock, taken past the turnstile)
+  const reader = await holdElsewhere(file, "4247 checkout redis into elsewhere", "--shared")
+  let removing: Promise<unknown> | undefined
+  let late: Promise<unknown> | undefined
+  const bundle = path.join(top, "late")
+  try {
+    removing = run(Images.remove(repo, "redis"))
+    assert.ok(await pendingAfter(removing, 1000), "rmi waits for the checkout under way")
+    // Linux would let another shared lock in beside the first: the turnstile the rmi holds does not
+    late = failure(Layers.applyLayers({ image, into: bundle }))
+    assert.ok(await pendingAfter(late, 1000), "a checkout that came after the waiting rmi waits for it")
+  } finally {
+    await killed(reader)
+  }
+  await removing
+  assert.not.ok(Ostree.hasRef(repo, "ociimage/redis_3Alatest"))
+  // the image it was given is gone: a clear error, no bundle
+  const error = (await late) as { _tag: string; message: string }
+  assert.is(error._tag, "ImageNotFound")
+  assert.match(error.message, /was removed .* since the image was read: pull it again/)
+  assert.not.ok(existsSync(bundle))
+  assert.equal(await flocksOn(file), [])
+})
+
+t("a checkout waiting for the lock inside a step's acquire (not interruptible) still stops at once on interruption (Ctrl-C), leaving nothing", async () => {
+  const top = tempDir("lock6")
+  const repo = await run(Ostree.init({ path: path.join(top, "ostree") }))
+  await run(pull({ from: "docker://redis:alpine", name: "redis", repo }))
+  const image = await run(Images.get(repo, "redis"))
+  const file = lockFileOf(repo)
+  const writer = await holdElsewhere(file, "4248 pull something")
+  const bundle = path.join(top, "b")
+  try {
+    // as the dsl's checkout step runs it: the acquire of an acquireRelease
+    const fiber = Effect.runFork(Effect.scoped(Effect.acquireRelease(Layers.applyLayers({ image, into: bundle }), () => Effect.void)).pipe(Effect.provide(SpawnLive)))
+    await new Promise((r) => setTimeout(r, 500))
+    // bounded: an interruption that waited for the lock would wait as long as the writer holds it
+    const exit = await Promise.race([Effect.runPromise(Fiber.interrupt(fiber)), new Promise<"still waiting">((r) => setTimeout(() => r("still waiting"), 3000))])
+    assert.ok(exit !== "still waiting" && Exit.isInterrupted(exit), "stopped at once, not when the lock came free")
+    assert.not.ok(existsSync(bundle))
+    assert.equal((await flocksOn(file)).filter((l) => l.includes("--shared")), [], "its flock went with it (the writer's stays)")
+  } finally {
+    await killed(writer)
+  }
+})
+
+t("the lock files are readable by every user of the repo; a user who may not open them checks out without the lock, and may not write", async () => {
+  const top = tempDir("lock5")
+  chmodSync(top, 0o755)
+  const repo = await run(Ostree.init({ path: path.join(top, "ostree") }))
+  const mask = process.umask(0o077)
+  try {
+    await run(Effect.scoped(RepoLock.hold(repo, "made under umask 077")))
+  } finally {
+    process.umask(mask)
+  }
+  for (const f of [lockFileOf(repo), RepoLock.turnstileOf(repo)]) assert.is(statSync(f).mode & 0o777, 0o644, f)
+  // another user's repo whose lock files only root may open (an older syscontainers made them so)
+  for (const f of [lockFileOf(repo), RepoLock.turnstileOf(repo)]) chmodSync(f, 0o600)
+  const user = "sc-lockuser"
+  await shAny(["userdel", "--remove", user])
+  await sh(["useradd", "--create-home", "--shell", "/bin/sh", user])
+  try {
+    const home = (await sh(["getent", "passwd", user])).split(":")[5]!
+    const runtimeDir = tempDir("lock5-run")
+    await sh(["chown", user, runtimeDir])
+    const res = await runFileAsUser({ file: thisFile, user, home, runtimeDir, jobVar: "SC_LOCK_CHILD", job: { repo: repo.path } })
+    assert.equal(res, { shared: "ok", exclusive: "CommandFailed" })
+  } finally {
+    await shAny(["pkill", "-u", user])
+    await shAny(["userdel", "--remove", user])
+  }
+})
+
+/** As the test user: a reader's and a writer's lock on a repo whose lock files it may not open. */
+const childMain = async (job: { readonly repo: string }) => {
+  const repo = await run(Ostree.open(job.repo))
+  const outcome = (e: Effect.Effect<void, { _tag: string }, Spawn | Scope.Scope>) =>
+    run(Effect.scoped(e).pipe(Effect.as("ok"), Effect.catchAll((err) => Effect.succeed(err._tag))))
+  const shared = await outcome(RepoLock.hold(repo, "reading", { shared: true, timeoutMs: 5000 }))
+  const exclusive = await outcome(RepoLock.hold(repo, "writing", { timeoutMs: 5000 }))
+  console.log(`CHILD-RESULT ${JSON.stringify({ shared, exclusive })}`)
+}
+
+const childJob = process.env["SC_LOCK_CHILD"]
+if (childJob) await childMain(JSON.parse(childJob) as { repo: string })
+else t.run()

@@ -215,7 +215,8 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
         if (order !== "union" && order !== "union-add") throw new Usage(`--order takes union or union-add, not ${order}`)
         const image = yield* Images.get(yield* openRepo(), args[0]!)
         if (v.copy && v.shared) throw new Usage("--copy makes a private writable tree, --shared uses the image's read-only one: pick one")
-        const bundle = yield* Layers.applyLayers({ image, into: args[1]!, order, link: v.copy ? "copy" : "hardlink", shared: v.shared })
+        const waiting = (holder: string) => console.error(`  waiting for the repo's lock, held by ${holder}`)
+        const bundle = yield* Layers.applyLayers({ image, into: args[1]!, order, link: v.copy ? "copy" : "hardlink", shared: v.shared, waiting })
         out(`${bundle.rootfs} (${bundle.link}, ${bundle.order})`, { bundle: bundle.path, rootfs: bundle.rootfs, link: bundle.link, order: bundle.order })
         return 0
       }

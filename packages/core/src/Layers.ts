@@ -6,7 +6,7 @@ import path from "node:path"
 import * as Ostree from "./Ostree.ts"
 import { blobRef } from "./OstreeRefs.ts"
 import type { Image } from "./Images.ts"
-import { CommandFailed, HardlinkImpossible, ImageInUse, InvalidInput } from "./Errors.ts"
+import { CommandFailed, HardlinkImpossible, ImageInUse, ImageNotFound, InvalidInput } from "./Errors.ts"
 import { parseOstreeLs, planMerge, skipListText, type MergePlan } from "./internal/mergePlan.ts"
 import type { Repo } from "./Ostree.ts"
 import { createHash, randomBytes } from "node:crypto"
@@ -54,6 +54,8 @@ export interface ApplyLayersOptions {
    * tree). Hardlinks only: the root must stay read-only anyway.
    */
   readonly shared?: boolean
+  /** Hears who holds the repo's lock while the checkout waits for it (a pull naming its image, an rmi). */
+  readonly waiting?: (holder: string) => void
 }
 
 const isRoot = () => process.getuid?.() === 0
@@ -175,37 +177,45 @@ export const applyLayers = Effect.fn("Layers.applyLayers")(function* (o: ApplyLa
   const own = path.join(into, "rootfs")
   if (o.shared && link === "copy")
     return yield* Effect.fail(new InvalidInput({ input: into, reason: "a shared checkout is read-only hardlinks; a copy is a private writable tree", fix: "drop one of copy and shared" }))
-  if (existsSync(own) && (yield* Effect.promise(() => readdir(own))).length > 0)
-    return yield* Effect.fail(new InvalidInput({ input: own, reason: "already holds a rootfs", fix: "remove the bundle first or check out into a new directory" }))
-  if (o.shared && existsSync(path.join(into, markerFile)))
-    return yield* Effect.fail(new InvalidInput({ input: into, reason: `already holds a checkout (${markerFile})`, fix: "remove the bundle first or check out into a new directory" }))
-  const bundleExisted = existsSync(into)
 
   // a reader's lock: no rmi or pull takes away the commits or the shared tree this reads until it is
-  // done (and, shared, recorded as the tree's user); other checkouts go on at the same time
-  const locked = RepoLock.hold(o.image.repo, `checkout ${o.image.name} into ${into}`, { shared: true })
-  return yield* Effect.gen(function* () {
-    yield* Effect.promise(() => mkdir(o.shared ? into : own, { recursive: true }))
-    yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
-    const rootfs = o.shared ? yield* sharedCheckout(o.image, order, into) : own
-    if (o.shared) yield* recordSharedUser(o.image, into)
-    if (!o.shared) yield* layDown(o.image, own, order, link, into)
-    yield* writeMarker(into, { mode: link, image: o.image.name, digest: o.image.digest, order, ...(o.shared ? { rootfs } : {}) })
-    return { path: into, rootfs, image: o.image, link, order } satisfies Bundle
-  }).pipe(
-    // a failed checkout leaves no half-made bundle behind
-    Effect.onExit((exit) =>
-      exit._tag === "Failure"
-        ? Effect.promise(async () => {
-            if (!bundleExisted) return rm(into, { recursive: true, force: true })
-            // what this call wrote in the bundle it found, and nothing else there
-            await rm(own, { recursive: true, force: true })
-            await Promise.all([markerFile, "manifest.json"].map((f) => rm(path.join(into, f), { force: true })))
-          })
-        : Effect.void,
-    ),
-    (checkout) => Effect.scoped(Effect.zipRight(locked, checkout)),
-  )
+  // done (and, shared, recorded as the tree's user); other checkouts go on at the same time. What
+  // follows is checked once it is held: a wait may be long, and a writer may change things meanwhile
+  const locked = RepoLock.hold(o.image.repo, `checkout ${o.image.name} into ${into}`, { shared: true, ...(o.waiting ? { waiting: o.waiting } : {}) })
+  const checkout = Effect.gen(function* () {
+    if (existsSync(own) && (yield* Effect.promise(() => readdir(own))).length > 0)
+      return yield* Effect.fail(new InvalidInput({ input: own, reason: "already holds a rootfs", fix: "remove the bundle first or check out into a new directory" }))
+    if (o.shared && existsSync(path.join(into, markerFile)))
+      return yield* Effect.fail(new InvalidInput({ input: into, reason: `already holds a checkout (${markerFile})`, fix: "remove the bundle first or check out into a new directory" }))
+    // the image was read before the lock: an rmi, or a pull that moved its name, may have taken
+    // its layers since (layers another image shares stay, and serve this checkout as well)
+    const gone = o.image.manifest.layers.find((l) => !Ostree.hasRef(o.image.repo, blobRef(l.digest)))
+    if (gone)
+      return yield* Effect.fail(new ImageNotFound({ image: o.image.name, where: o.image.repo.path, detail: `its layer ${gone.digest} was removed (by an rmi, or a pull that moved the name) since the image was read: pull it again` }))
+    const bundleExisted = existsSync(into)
+    return yield* Effect.gen(function* () {
+      yield* Effect.promise(() => mkdir(o.shared ? into : own, { recursive: true }))
+      yield* Effect.promise(() => writeFile(path.join(into, "manifest.json"), JSON.stringify(o.image.manifest, null, 2) + "\n"))
+      const rootfs = o.shared ? yield* sharedCheckout(o.image, order, into) : own
+      if (o.shared) yield* recordSharedUser(o.image, into)
+      if (!o.shared) yield* layDown(o.image, own, order, link, into)
+      yield* writeMarker(into, { mode: link, image: o.image.name, digest: o.image.digest, order, ...(o.shared ? { rootfs } : {}) })
+      return { path: into, rootfs, image: o.image, link, order } satisfies Bundle
+    }).pipe(
+      // a failed checkout leaves no half-made bundle behind
+      Effect.onExit((exit) =>
+        exit._tag === "Failure"
+          ? Effect.promise(async () => {
+              if (!bundleExisted) return rm(into, { recursive: true, force: true })
+              // what this call wrote in the bundle it found, and nothing else there
+              await rm(own, { recursive: true, force: true })
+              await Promise.all([markerFile, "manifest.json"].map((f) => rm(path.join(into, f), { force: true })))
+            })
+          : Effect.void,
+      ),
+    )
+  })
+  return yield* Effect.scoped(Effect.zipRight(locked, checkout))
 })
 
 /** A bundle's root filesystem: the shared checkout its marker names, else its own rootfs/. */

@@ -4,7 +4,7 @@
 // another pull is about to name, nor the commits or shared tree a checkout is reading.
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs"
+import { accessSync, chmodSync, constants, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { PassThrough } from "node:stream"
 import { CommandFailed, type ToolMissing } from "./Errors.ts"
@@ -15,49 +15,52 @@ import { Spawn } from "./Spawn.ts"
 export const lockFileOf = (repo: Repo): string => path.join(repo.path, "syscontainers", "lock")
 
 /**
- * Holds the repo's lock until the scope closes: a writer's (exclusive), or with `shared` a reader's,
- * which other readers hold at the same time. flock(1) takes it (`flock --exclusive FILE cat`) and
- * keeps it while its `cat` runs: the kernel lets go whenever that process ends, so a holder killed
- * any way, even SIGKILL, leaves no stale lock. `cat` echoing a byte back says the lock is ours.
- * While another holds it, `waiting` hears who (each holder writes its pid and what it does into
- * the file once it holds it); after `timeoutMs` (default an hour) it gives up. A reader of a repo
- * with no lock file that it may not create reads without one: it could not lock out a writer of
- * that repo, and a writer there would have made the file.
+ * The writers' turnstile. Linux grants a shared flock while an exclusive one waits, so checkouts
+ * that keep overlapping would keep a writer out for good: a writer holds this from before it
+ * waits for the lock until it lets go, and a reader passes through it (takes it and lets go)
+ * before it takes the lock, so none starts while a writer waits.
  */
-export const hold = (
-  repo: Repo,
-  doing: string,
-  o: { readonly waiting?: (holder: string) => void; readonly timeoutMs?: number; readonly shared?: boolean } = {},
-): Effect.Effect<void, CommandFailed | ToolMissing, Spawn | Scope.Scope> =>
+export const turnstileOf = (repo: Repo): string => `${lockFileOf(repo)}.writer`
+
+export interface HoldOptions {
+  /** Hears who holds the lock when it is not ours within 100 ms. */
+  readonly waiting?: (holder: string) => void
+  /** How long to wait in all (default an hour); then CommandFailed names the holder. */
+  readonly timeoutMs?: number
+  /** A reader's lock, held by any number of readers at once. */
+  readonly shared?: boolean
+}
+
+/**
+ * Holds the repo's lock until the scope closes: a writer's (exclusive), or with `shared` a reader's.
+ * flock(1) takes it (`flock --exclusive FILE cat`) and keeps it while its `cat` runs: the kernel
+ * lets go whenever that process ends, so a holder killed any way, even SIGKILL, leaves no stale
+ * lock. `cat` echoing a byte back says the lock is ours. While another holds it, `waiting` hears
+ * who (each holder writes its pid and what it does into the file once it holds it). Waiting can be
+ * interrupted (Ctrl-C), even inside a step's acquire. A reader that may not open the lock file
+ * (another user's repo) reads without it: it could not keep that repo's writers out anyway.
+ */
+export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Effect<void, CommandFailed | ToolMissing, Spawn | Scope.Scope> =>
   Effect.gen(function* () {
     const file = lockFileOf(repo)
+    const turnstile = turnstileOf(repo)
     try {
       mkdirSync(path.dirname(file), { recursive: true })
     } catch {
       // a repo we may not write to: flock says so, with the file it could not open
     }
-    if (o.shared && !existsSync(file) && !creatable(file)) return
-    const spawn = yield* Spawn
-    const stdin = new PassThrough()
-    const argv = ["flock", o.shared ? "--shared" : "--exclusive", file, "cat"]
-    // the scope ends the holder (Spawn.start kills it), and with it the lock
-    const holder = yield* spawn.start(argv, { input: stdin })
-    const granted = Effect.async<void>((resume) => {
-      const got = () => resume(Effect.void)
-      holder.stdout?.once("data", got)
-      stdin.write("\n")
-      return Effect.sync(() => holder.stdout?.off("data", got))
-    })
-    const told = yield* granted.pipe(Effect.timeout("100 millis"), Effect.option)
-    if (told._tag === "None") {
-      o.waiting?.(readHolder(file))
-      const late = yield* granted.pipe(
-        Effect.raceFirst(Effect.flatMap(holder.exited, (r) => Effect.fail(new CommandFailed({ argv, exitCode: r.exitCode, signal: r.signal, stderrTail: r.stderr.slice(-4000) })))),
-        Effect.timeout(`${o.timeoutMs ?? 3_600_000} millis`),
-        Effect.option,
-      )
-      if (late._tag === "None")
-        return yield* Effect.fail(new CommandFailed({ argv, exitCode: null, signal: null, stderrTail: `${repo.path} stayed locked by ${readHolder(file)} for ${(o.timeoutMs ?? 3_600_000) / 1000} s: let it finish, or end it` }))
+    // readable by every user of the repo, whatever the umask of the one who made them
+    for (const f of [file, turnstile]) createReadable(f)
+    if (o.shared && !(readable(file) && readable(turnstile))) return
+    const deadline = Date.now() + (o.timeoutMs ?? 3_600_000)
+    const take = (lockFile: string, mode: "--shared" | "--exclusive") => takeLock(repo, file, ["flock", mode, lockFile, "cat"], deadline, o)
+    if (o.shared) {
+      // through the turnstile: no writer waits now
+      yield* Effect.scoped(take(turnstile, "--shared"))
+      yield* take(file, "--shared")
+    } else {
+      yield* take(turnstile, "--exclusive")
+      yield* take(file, "--exclusive")
     }
     // for whoever waits next: who holds it, and for what
     try {
@@ -67,9 +70,40 @@ export const hold = (
     }
   })
 
-const creatable = (file: string) => {
+/** Starts the flock(1) holder `argv` in the scope and returns once it holds its lock. */
+const takeLock = (repo: Repo, file: string, argv: ReadonlyArray<string>, deadline: number, o: HoldOptions) =>
+  Effect.gen(function* () {
+    const spawn = yield* Spawn
+    const stdin = new PassThrough()
+    // the scope ends the holder (Spawn.start kills it; node then closes its stdin, and cat ends),
+    // and with it the lock
+    const holder = yield* spawn.start(argv, { input: stdin })
+    const granted = Effect.async<void>((resume) => {
+      const got = () => resume(Effect.void)
+      holder.stdout?.once("data", got)
+      stdin.write("\n")
+      return Effect.sync(() => holder.stdout?.off("data", got))
+    }).pipe(Effect.raceFirst(Effect.flatMap(holder.exited, (r) => Effect.fail(new CommandFailed({ argv, exitCode: r.exitCode, signal: r.signal, stderrTail: r.stderr.slice(-4000) })))))
+    const told = yield* granted.pipe(Effect.timeout("100 millis"), Effect.option, Effect.interruptible)
+    if (told._tag === "Some") return
+    o.waiting?.(readHolder(file))
+    const late = yield* granted.pipe(Effect.timeout(`${Math.max(0, deadline - Date.now())} millis`), Effect.option, Effect.interruptible)
+    if (late._tag === "None")
+      return yield* Effect.fail(new CommandFailed({ argv, exitCode: null, signal: null, stderrTail: `${repo.path} stayed locked by ${readHolder(file)} for ${((o.timeoutMs ?? 3_600_000) / 1000).toFixed(0)} s: let it finish, or end it` }))
+  })
+
+const createReadable = (file: string) => {
   try {
-    closeSync(openSync(file, "a"))
+    writeFileSync(file, "", { flag: "wx" })
+    chmodSync(file, 0o644)
+  } catch {
+    // there already, or a repo we may not write to
+  }
+}
+
+const readable = (file: string) => {
+  try {
+    accessSync(file, constants.R_OK)
     return true
   } catch {
     return false

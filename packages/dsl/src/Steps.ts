@@ -168,7 +168,7 @@ export const checkoutLayers = <O, D>(
           yield* Layers.removeCheckout(dir)
           if (marker) c.emit({ kind: "note", text: `bundle ${dir} held ${marker.digest.slice(0, 19)}… (${marker.order}): checked out anew, its other files kept` })
         }
-        const bundle = yield* Layers.applyLayers({ image, into: dir, order })
+        const bundle = yield* Layers.applyLayers({ image, into: dir, order, waiting: (holder) => c.emit({ kind: "progress", text: `waiting for the repo's lock, held by ${holder}` }) })
         c.emit({ kind: "note", text: `${image.manifest.layers.length} layers checked out (${order}, ${bundle.link}s from the repo) into ${bundle.rootfs}` })
         return bundle
       }),
