@@ -2,7 +2,7 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import * as Effect from "effect/Effect"
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs"
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull } from "../packages/core/src/Pull.ts"
@@ -116,13 +116,25 @@ t("hardlinks across filesystems: HardlinkImpossible names copy mode; copy mode w
   }
 })
 
-t("a checkout that fails leaves no bundle behind", async () => {
+t("a checkout that fails leaves no bundle behind; one whose layer is gone from the repo says so before it makes anything", async () => {
   const img = await image()
   const broken = { ...img, manifest: { ...img.manifest, layers: [...img.manifest.layers, { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: `sha256:${"0".repeat(64)}`, size: 1 }] } }
   const into = path.join(work, "broken")
-  const e = await failure(applyLayers({ image: broken, into }))
-  assert.is(e._tag, "CommandFailed")
+  const gone = await failure(applyLayers({ image: broken, into }))
+  assert.is(gone._tag, "ImageNotFound")
+  assert.match(gone.message, /layer sha256:0{64} was removed/)
   assert.not.ok(existsSync(into))
+  // the layer's ref there, naming a commit the repo does not hold: ostree fails mid-checkout, after
+  // the bundle and the lower layers were made
+  const fakeRef = path.join(img.repo.path, "refs", "heads", "ociimage", "0".repeat(64))
+  writeFileSync(fakeRef, `${"1".repeat(64)}\n`)
+  try {
+    const e = await failure(applyLayers({ image: broken, into }))
+    assert.is(e._tag, "CommandFailed")
+    assert.not.ok(existsSync(into))
+  } finally {
+    rmSync(fakeRef, { force: true })
+  }
 })
 
 t.run()
