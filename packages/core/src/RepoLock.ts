@@ -4,7 +4,7 @@
 // another pull is about to name, nor the commits or shared tree a checkout is reading.
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { accessSync, chmodSync, constants, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { accessSync, chmodSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { PassThrough } from "node:stream"
 import { CommandFailed, type ToolMissing } from "./Errors.ts"
@@ -18,7 +18,7 @@ export const lockFileOf = (repo: Repo): string => path.join(repo.path, "sysconta
  * The writers' turnstile. Linux grants a shared flock while an exclusive one waits, so checkouts
  * that keep overlapping would keep a writer out for good: a writer holds this from before it
  * waits for the lock until it lets go, and a reader passes through it (takes it and lets go)
- * before it takes the lock, so none starts while a writer waits.
+ * before it takes the lock while a writer holds it, so none starts while a writer waits.
  */
 export const turnstileOf = (repo: Repo): string => `${lockFileOf(repo)}.writer`
 
@@ -55,8 +55,9 @@ export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Eff
     const deadline = Date.now() + (o.timeoutMs ?? 3_600_000)
     const take = (lockFile: string, mode: "--shared" | "--exclusive") => takeLock(repo, file, ["flock", mode, lockFile, "cat"], deadline, o)
     if (o.shared) {
-      // through the turnstile: no writer waits now
-      yield* Effect.scoped(take(turnstile, "--shared"))
+      // through the turnstile while a writer holds it (a process of its own; none when the kernel
+      // shows no writer there, the usual case: a checkout pays one flock, not three)
+      if (writerAt(turnstile) !== false) yield* Effect.scoped(take(turnstile, "--shared"))
       yield* take(file, "--shared")
     } else {
       yield* take(turnstile, "--exclusive")
@@ -91,6 +92,25 @@ const takeLock = (repo: Repo, file: string, argv: ReadonlyArray<string>, deadlin
     if (late._tag === "None")
       return yield* Effect.fail(new CommandFailed({ argv, exitCode: null, signal: null, stderrTail: `${repo.path} stayed locked by ${readHolder(file)} for ${((o.timeoutMs ?? 3_600_000) / 1000).toFixed(0)} s: let it finish, or end it` }))
   })
+
+/**
+ * Whether a process holds, or waits for, an exclusive flock on `file`, as /proc/locks lists them
+ * (`1: FLOCK  ADVISORY  WRITE PID MAJOR:MINOR:INODE 0 EOF`, a waiter's with `->`); undefined when
+ * it cannot tell. A writer that comes just after the look waits for this reader, as it would have.
+ */
+const writerAt = (file: string): boolean | undefined => {
+  try {
+    const { dev, ino } = statSync(file, { bigint: true })
+    const hex = (n: bigint) => n.toString(16).padStart(2, "0")
+    // the kernel's encoding of a device number (new_decode_dev)
+    const id = `${hex((dev >> 8n) & 0xfffn)}:${hex((dev & 0xffn) | ((dev >> 12n) & 0xfff00n))}:${ino}`
+    return readFileSync("/proc/locks", "utf8")
+      .split("\n")
+      .some((l) => /\bFLOCK\s+ADVISORY\s+WRITE\s/.test(l) && l.split(/\s+/).includes(id))
+  } catch {
+    return undefined
+  }
+}
 
 const createReadable = (file: string) => {
   try {
