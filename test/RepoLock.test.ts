@@ -63,6 +63,14 @@ const killed = async ({ holder, sleeper }: { readonly holder: ChildProcess; read
   }
 }
 
+/** A temp dir with a repo (ostree/) holding redis pulled from the mirror, and the repo's lock file. */
+const withRedis = async (tag: string) => {
+  const top = tempDir(tag)
+  const repo = await run(Ostree.init({ path: path.join(top, "ostree") }))
+  await run(pull({ from: "docker://redis:alpine", name: "redis", repo }))
+  return { top, repo, image: await run(Images.get(repo, "redis")), file: lockFileOf(repo) }
+}
+
 /** Whether `promise` is still pending after `ms`. */
 const pendingAfter = async (promise: Promise<unknown>, ms: number) => {
   let settled = false
@@ -122,11 +130,7 @@ t("rmi waits the same way; two pulls at once into one repo both name whole image
 })
 
 t("a checkout waits while a writer holds the repo and goes on once it is gone; checkouts read side by side, and rmi waits for them", async () => {
-  const top = tempDir("lock3")
-  const repo = await run(Ostree.init({ path: path.join(top, "ostree") }))
-  await run(pull({ from: "docker://redis:alpine", name: "redis", repo }))
-  const image = await run(Images.get(repo, "redis"))
-  const file = lockFileOf(repo)
+  const { top, repo, image, file } = await withRedis("lock3")
 
   const writer = await holdElsewhere(file, "4244 rmi redis")
   const first = path.join(top, "b1")
@@ -160,11 +164,7 @@ t("a checkout waits while a writer holds the repo and goes on once it is gone; c
 })
 
 t("a writer that waits for checkouts is not kept out by checkouts that come after it; one that waited behind an rmi fails clearly and leaves nothing", async () => {
-  const top = tempDir("lock4")
-  const repo = await run(Ostree.init({ path: path.join(top, "ostree") }))
-  await run(pull({ from: "docker://redis:alpine", name: "redis", repo }))
-  const image = await run(Images.get(repo, "redis"))
-  const file = lockFileOf(repo)
+  const { top, repo, image, file } = await withRedis("lock4")
   // a checkout under way (its reader's lock, taken past the turnstile)
   const reader = await holdElsewhere(file, "4247 checkout redis into elsewhere", "--shared")
   let removing: Promise<unknown> | undefined
@@ -190,11 +190,7 @@ t("a writer that waits for checkouts is not kept out by checkouts that come afte
 })
 
 t("a checkout waiting for the lock inside a step's acquire (not interruptible) still stops at once on interruption (Ctrl-C), leaving nothing", async () => {
-  const top = tempDir("lock6")
-  const repo = await run(Ostree.init({ path: path.join(top, "ostree") }))
-  await run(pull({ from: "docker://redis:alpine", name: "redis", repo }))
-  const image = await run(Images.get(repo, "redis"))
-  const file = lockFileOf(repo)
+  const { top, repo, image, file } = await withRedis("lock6")
   const writer = await holdElsewhere(file, "4248 pull something")
   const bundle = path.join(top, "b")
   try {
