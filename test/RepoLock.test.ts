@@ -53,9 +53,10 @@ const holdElsewhere = async (file: string, who: string, mode: "--exclusive" | "-
   throw new Error("the holder never took the lock")
 }
 
-/** SIGKILL for the holder (the lock goes with it), then its sleep. */
+/** SIGKILL for the holder (the lock goes with it), then its sleep; nothing once the holder is gone (flock outlives its sleep). */
 const killed = async ({ holder, sleeper }: { readonly holder: ChildProcess; readonly sleeper: number }) => {
-  await new Promise<void>((resolve) => (holder.exitCode !== null || holder.signalCode !== null ? resolve() : (holder.once("exit", () => resolve()), holder.kill("SIGKILL"))))
+  if (holder.exitCode !== null || holder.signalCode !== null) return
+  await new Promise<void>((resolve) => (holder.once("exit", () => resolve()), holder.kill("SIGKILL")))
   try {
     process.kill(sleeper, "SIGKILL")
   } catch {
@@ -158,7 +159,7 @@ t("a checkout waits while a writer holds the repo and goes on once it is gone; c
     // the shared tree's bundle is recorded, so rmi, once it may, refuses instead of emptying it
     assert.is((await removing)._tag, "ImageInUse")
   } finally {
-    if (reader.holder.exitCode === null && reader.holder.signalCode === null) await killed(reader)
+    await killed(reader)
   }
   assert.equal(await flocksOn(file), [])
 })
@@ -187,6 +188,25 @@ t("a writer that waits for checkouts is not kept out by checkouts that come afte
   assert.match(error.message, /was removed .* since the image was read: pull it again/)
   assert.not.ok(existsSync(bundle))
   assert.equal(await flocksOn(file), [])
+})
+
+t("a writer that waits twice (for another writer at the turnstile, then for a checkout) says so once", async () => {
+  const repo = await run(Ostree.init({ path: path.join(tempDir("lock7"), "ostree") }))
+  const file = lockFileOf(repo)
+  const writer = await holdElsewhere(RepoLock.turnstileOf(repo), "", "--exclusive")
+  const reader = await holdElsewhere(file, "4251 checkout redis into elsewhere", "--shared")
+  const heard: string[] = []
+  const holding = run(Effect.scoped(RepoLock.hold(repo, "rmi something", { waiting: (holder) => void heard.push(holder) })))
+  try {
+    assert.ok(await pendingAfter(holding, 500), "it waits at the turnstile")
+    await killed(writer)
+    assert.ok(await pendingAfter(holding, 500), "then for the checkout")
+  } finally {
+    await killed(writer)
+    await killed(reader)
+  }
+  await holding
+  assert.equal(heard, ["4251 checkout redis into elsewhere"])
 })
 
 t("a checkout waiting for the lock inside a step's acquire (not interruptible) still stops at once on interruption (Ctrl-C), leaving nothing", async () => {

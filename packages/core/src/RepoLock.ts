@@ -53,7 +53,10 @@ export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Eff
     for (const f of [file, turnstile]) createReadable(f)
     if (o.shared && !(readable(file) && readable(turnstile))) return
     const deadline = Date.now() + (o.timeoutMs ?? 3_600_000)
-    const take = (lockFile: string, mode: "--shared" | "--exclusive") => takeLock(repo, file, ["flock", mode, lockFile, "cat"], deadline, o)
+    // heard once, though a writer may wait twice (at the turnstile, then for the readers)
+    let told = false
+    const once: HoldOptions = { ...o, waiting: (holder) => (told ? undefined : ((told = true), o.waiting?.(holder))) }
+    const take = (lockFile: string, mode: "--shared" | "--exclusive") => takeLock(repo, file, ["flock", mode, lockFile, "cat"], deadline, once)
     if (o.shared) {
       // through the turnstile while a writer holds it (a process of its own; none when the kernel
       // shows no writer there, the usual case: a checkout pays one flock, not three)
