@@ -8,10 +8,9 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { spawn, type ChildProcess } from "node:child_process"
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import type * as Scope from "effect/Scope"
-import type { Spawn } from "../packages/core/src/Spawn.ts"
 import path from "node:path"
 import * as Images from "../packages/core/src/Images.ts"
 import * as Layers from "../packages/core/src/Layers.ts"
@@ -19,7 +18,8 @@ import * as Ostree from "../packages/core/src/Ostree.ts"
 import { pull, type PullEvent } from "../packages/core/src/Pull.ts"
 import * as RepoLock from "../packages/core/src/RepoLock.ts"
 import { lockFileOf } from "../packages/core/src/RepoLock.ts"
-import { SpawnLive } from "../packages/core/src/Spawn.ts"
+import { makeSpawn, Spawn, SpawnLive } from "../packages/core/src/Spawn.ts"
+import * as Layer from "effect/Layer"
 import { cleanupTemps, failure, run, runFileAsUser, sh, shAny, tempDir, loud } from "./fixtures/harness.ts"
 import { useMirror, type Mirror } from "./fixtures/mirror.ts"
 
@@ -207,6 +207,37 @@ t("a writer that waits twice (for another writer at the turnstile, then for a ch
   }
   await holding
   assert.equal(heard, ["4251 checkout redis into elsewhere"])
+})
+
+t("a checkout that found no writer registers (no process of its own) and holds off a writer until it ends; one that was killed holds off nothing", async () => {
+  const repo = await run(Ostree.init({ path: path.join(tempDir("lock8"), "ostree") }))
+  const dir = RepoLock.readersDirOf(repo)
+  mkdirSync(dir, { recursive: true })
+  // a checkout under way (its process: this sleep), and one killed mid-way whose entry stayed
+  const sleeper = spawn("sleep", ["60"], { stdio: "ignore" })
+  const live = path.join(dir, "live")
+  const dead = path.join(dir, "dead")
+  writeFileSync(live, RepoLock.processStamp(sleeper.pid!)!)
+  writeFileSync(dead, "999999999 12345")
+  const heard: string[] = []
+  const holding = run(Effect.scoped(RepoLock.hold(repo, "rmi something", { waiting: (holder) => void heard.push(holder) })))
+  try {
+    assert.ok(await pendingAfter(holding, 500), "the writer waits for the registered checkout")
+    assert.equal(heard, [`a checkout under way (pid ${sleeper.pid})`])
+    assert.not.ok(existsSync(dead), "a dead reader's entry went")
+  } finally {
+    await new Promise<void>((resolve) => (sleeper.once("exit", () => resolve()), sleeper.kill("SIGKILL")))
+  }
+  await holding
+  assert.not.ok(existsSync(live), "an ended reader's entry went too")
+
+  // a real checkout with no writer about: registered while it runs, gone after, no flock started
+  const pulled = await withRedis("lock8b")
+  const started: string[] = []
+  const observed = Layer.succeed(Spawn, makeSpawn(({ argv, result }) => void (result === undefined && started.push(argv[0]!))))
+  await Effect.runPromise(Effect.scoped(Layers.applyLayers({ image: pulled.image, into: path.join(pulled.top, "b") })).pipe(Effect.provide(observed)))
+  assert.equal(readdirSync(RepoLock.readersDirOf(pulled.repo)), [], "registered while it ran, not after")
+  assert.ok(started.length > 0 && !started.includes("flock"), started.join(" "))
 })
 
 t("a checkout waiting for the lock inside a step's acquire (not interruptible) still stops at once on interruption (Ctrl-C), leaving nothing", async () => {

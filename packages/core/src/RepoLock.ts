@@ -4,7 +4,8 @@
 // another pull is about to name, nor the commits or shared tree a checkout is reading.
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { accessSync, chmodSync, constants, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { randomBytes } from "node:crypto"
+import { accessSync, chmodSync, constants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { PassThrough } from "node:stream"
 import { CommandFailed, type ToolMissing } from "./Errors.ts"
@@ -35,10 +36,12 @@ export interface HoldOptions {
  * Holds the repo's lock until the scope closes: a writer's (exclusive), or with `shared` a reader's.
  * flock(1) takes it (`flock --exclusive FILE cat`) and keeps it while its `cat` runs: the kernel
  * lets go whenever that process ends, so a holder killed any way, even SIGKILL, leaves no stale
- * lock. `cat` echoing a byte back says the lock is ours. While another holds it, `waiting` hears
- * who (each holder writes its pid and what it does into the file once it holds it). Waiting can be
- * interrupted (Ctrl-C), even inside a step's acquire. A reader that may not open the lock file
- * (another user's repo) reads without it: it could not keep that repo's writers out anyway.
+ * lock. `cat` echoing a byte back says the lock is ours. A reader with no writer about only
+ * registers (readersDirOf): a writer, once it holds the flock, waits for the registered readers
+ * still running, so a checkout pays no process for the lock. While another holds it, `waiting`
+ * hears who (each holder writes its pid and what it does into the file once it holds it). Waiting
+ * can be interrupted (Ctrl-C), even inside a step's acquire. A reader that may not open the lock
+ * file (another user's repo) reads without it: it could not keep that repo's writers out anyway.
  */
 export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Effect<void, CommandFailed | ToolMissing, Spawn | Scope.Scope> =>
   Effect.gen(function* () {
@@ -58,13 +61,15 @@ export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Eff
     const once: HoldOptions = { ...o, waiting: (holder) => (told ? undefined : ((told = true), o.waiting?.(holder))) }
     const take = (lockFile: string, mode: "--shared" | "--exclusive") => takeLock(repo, file, ["flock", mode, lockFile, "cat"], deadline, once)
     if (o.shared) {
-      // through the turnstile while a writer holds it (a process of its own; none when the kernel
-      // shows no writer there, the usual case: a checkout pays one flock, not three)
+      // the usual case, no writer about: a registration, no process
+      if (yield* registered(repo, [turnstile, file])) return
+      // through the turnstile while a writer holds it, then the reader's flock
       if (writerAt(turnstile) !== false) yield* Effect.scoped(take(turnstile, "--shared"))
       yield* take(file, "--shared")
     } else {
       yield* take(turnstile, "--exclusive")
       yield* take(file, "--exclusive")
+      yield* registeredGone(repo, file, deadline, once)
     }
     // for whoever waits next: who holds it, and for what
     try {
@@ -73,6 +78,90 @@ export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Eff
       // a repo we may lock but not write: the waiter just hears less
     }
   })
+
+/**
+ * Where checkouts under way register, one file each (`PID STARTTIME`), so that a checkout with no
+ * writer about needs no process of its own: a writer, once it holds the lock, waits for them.
+ */
+export const readersDirOf = (repo: Repo): string => path.join(repo.path, "syscontainers", "readers")
+
+/**
+ * Registers this reader for the scope, unless a writer holds or waits for `lockFiles` (or that
+ * cannot be told): false then, and the reader takes the flock way. Registered first, looked second:
+ * a writer that takes the lock after the look scans after the registration, and waits for it.
+ */
+const registered = (repo: Repo, lockFiles: ReadonlyArray<string>) =>
+  Effect.map(
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const me = processStamp(process.pid)
+        if (me === undefined || lockFiles.some((f) => writerAt(f) !== false)) return undefined
+        const entry = path.join(readersDirOf(repo), `${process.pid}-${randomBytes(6).toString("hex")}`)
+        try {
+          mkdirSync(path.dirname(entry), { recursive: true })
+          writeFileSync(entry, me)
+        } catch {
+          return undefined // a repo we may not write to
+        }
+        if (lockFiles.every((f) => writerAt(f) === false)) return entry
+        rmSync(entry, { force: true })
+        return undefined
+      }),
+      (entry) => Effect.sync(() => entry && rmSync(entry, { force: true })),
+    ),
+    (entry) => entry !== undefined,
+  )
+
+/** Waits, holding the lock, until no registered reader is still running (bounded by `deadline`, interruptible). */
+const registeredGone = (repo: Repo, file: string, deadline: number, o: HoldOptions) =>
+  Effect.gen(function* () {
+    for (;;) {
+      const live = liveReaders(repo)
+      if (live.length === 0) return
+      o.waiting?.(`${live.length === 1 ? "a checkout" : `${live.length} checkouts`} under way (pid ${live.join(", ")})`)
+      if (Date.now() > deadline)
+        return yield* Effect.fail(new CommandFailed({ argv: ["flock", "--exclusive", file], exitCode: null, signal: null, stderrTail: `checkouts under way in ${repo.path} (pid ${live.join(", ")}) for ${((o.timeoutMs ?? 3_600_000) / 1000).toFixed(0)} s: let them finish, or end them` }))
+      yield* Effect.interruptible(Effect.sleep("20 millis"))
+    }
+  })
+
+/** The pids of registered readers still running; the entries of any that ended (even killed) go. */
+const liveReaders = (repo: Repo): ReadonlyArray<number> => {
+  const dir = readersDirOf(repo)
+  let names: string[] = []
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return []
+  }
+  const live: number[] = []
+  for (const name of names) {
+    const entry = path.join(dir, name)
+    let text = ""
+    try {
+      text = readFileSync(entry, "utf8")
+    } catch {
+      continue // gone meanwhile
+    }
+    const pid = Number(text.split(" ")[0])
+    // the same process, not another that took its pid since
+    if (Number.isInteger(pid) && pid > 0 && processStamp(pid) === text) live.push(pid)
+    else rmSync(entry, { force: true })
+  }
+  return live
+}
+
+/** `PID STARTTIME` (clock ticks since boot, from /proc/PID/stat): one process, even after its pid is reused. */
+export const processStamp = (pid: number): string | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // after the command's closing parenthesis: state is field 3, starttime field 22
+    const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
+    return start ? `${pid} ${start}` : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** Starts the flock(1) holder `argv` in the scope and returns once it holds its lock. */
 const takeLock = (repo: Repo, file: string, argv: ReadonlyArray<string>, deadline: number, o: HoldOptions) =>
