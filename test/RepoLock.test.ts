@@ -238,6 +238,14 @@ t("a checkout that found no writer registers (no process of its own) and holds o
   await Effect.runPromise(Effect.scoped(Layers.applyLayers({ image: pulled.image, into: path.join(pulled.top, "b") })).pipe(Effect.provide(observed)))
   assert.equal(readdirSync(RepoLock.readersDirOf(pulled.repo)), [], "registered while it ran, not after")
   assert.ok(started.length > 0 && !started.includes("flock"), started.join(" "))
+
+  // a writer killed while it held the lock left its marker: the next checkout takes the flock way
+  // (the marker is how readers in another pid namespace see a writer) and, holding it, clears it
+  writeFileSync(RepoLock.heldMarkerOf(pulled.repo), "4252 rmi something\n")
+  started.length = 0
+  await Effect.runPromise(Effect.scoped(Layers.applyLayers({ image: pulled.image, into: path.join(pulled.top, "c") })).pipe(Effect.provide(observed)))
+  assert.ok(started.includes("flock"), started.join(" "))
+  assert.not.ok(existsSync(RepoLock.heldMarkerOf(pulled.repo)))
 })
 
 t("a checkout waiting for the lock inside a step's acquire (not interruptible) still stops at once on interruption (Ctrl-C), leaving nothing", async () => {

@@ -5,7 +5,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
-import { accessSync, chmodSync, constants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { PassThrough } from "node:stream"
 import { CommandFailed, type ToolMissing } from "./Errors.ts"
@@ -66,9 +66,17 @@ export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Eff
       // through the turnstile while a writer holds it, then the reader's flock
       if (writerAt(turnstile) !== false) yield* Effect.scoped(take(turnstile, "--shared"))
       yield* take(file, "--shared")
+      // holding it shared, no writer holds it: a marker left by one that was killed is stale
+      removeQuietly(heldMarkerOf(repo))
     } else {
       yield* take(turnstile, "--exclusive")
       yield* take(file, "--exclusive")
+      // seen by readers in any pid namespace (/proc/locks hides locks of processes it cannot see),
+      // before the scan: a reader that looks after this falls back to the flock
+      yield* Effect.acquireRelease(
+        Effect.sync(() => writeReadable(heldMarkerOf(repo), `${process.pid} ${doing}\n`)),
+        () => Effect.sync(() => removeQuietly(heldMarkerOf(repo))),
+      )
       yield* registeredGone(repo, file, deadline, once)
     }
     // for whoever waits next: who holds it, and for what
@@ -85,29 +93,41 @@ export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Eff
  */
 export const readersDirOf = (repo: Repo): string => path.join(repo.path, "syscontainers", "readers")
 
+/** Written by a writer while it holds the lock (`PID DOING`), removed when it lets go. */
+export const heldMarkerOf = (repo: Repo): string => `${lockFileOf(repo)}.held`
+
 /**
- * Registers this reader for the scope, unless a writer holds or waits for `lockFiles` (or that
- * cannot be told): false then, and the reader takes the flock way. Registered first, looked second:
- * a writer that takes the lock after the look scans after the registration, and waits for it.
+ * Registers this reader for the scope, unless a writer is about (false then, and the reader takes
+ * the flock way): one holds the lock (its marker), or holds or waits for `lockFiles` (/proc/locks),
+ * or that cannot be told. Registered first, looked second: a writer that takes the lock after the
+ * look writes its marker and scans after the registration, and waits for it. (A writer may see the
+ * entry before its text and drop it as empty: this reader's second look then sees that writer.)
  */
 const registered = (repo: Repo, lockFiles: ReadonlyArray<string>) =>
   Effect.map(
     Effect.acquireRelease(
       Effect.sync(() => {
         const me = processStamp(process.pid)
-        if (me === undefined || lockFiles.some((f) => writerAt(f) !== false)) return undefined
-        const entry = path.join(readersDirOf(repo), `${process.pid}-${randomBytes(6).toString("hex")}`)
+        const noWriter = () => !existsSync(heldMarkerOf(repo)) && lockFiles.every((f) => writerAt(f) === false)
+        if (me === undefined || !noWriter()) return undefined
+        const dir = readersDirOf(repo)
+        const entry = path.join(dir, `${process.pid}-${randomBytes(6).toString("hex")}`)
         try {
-          mkdirSync(path.dirname(entry), { recursive: true })
-          writeFileSync(entry, me)
+          // readable by a writer of any user, whatever the umask
+          if (!existsSync(dir)) {
+            mkdirSync(dir, { recursive: true })
+            chmodSync(dir, 0o755)
+          }
+          writeReadable(entry, `${me} ${pidNamespace() ?? "?"}`)
         } catch {
+          removeQuietly(entry)
           return undefined // a repo we may not write to
         }
-        if (lockFiles.every((f) => writerAt(f) === false)) return entry
-        rmSync(entry, { force: true })
+        if (noWriter()) return entry
+        removeQuietly(entry)
         return undefined
       }),
-      (entry) => Effect.sync(() => entry && rmSync(entry, { force: true })),
+      (entry) => Effect.sync(() => entry && removeQuietly(entry)),
     ),
     (entry) => entry !== undefined,
   )
@@ -125,30 +145,75 @@ const registeredGone = (repo: Repo, file: string, deadline: number, o: HoldOptio
     }
   })
 
-/** The pids of registered readers still running; the entries of any that ended (even killed) go. */
-const liveReaders = (repo: Repo): ReadonlyArray<number> => {
+/**
+ * The registered readers still running, by pid; the entries of any that ended (even killed) go.
+ * What cannot be told counts as running (bounded by the writer's deadline): an entry or a folder
+ * we may not read, a reader in another pid namespace (its pid means another process here), a
+ * process /proc will not show us (hidepid).
+ */
+const liveReaders = (repo: Repo): ReadonlyArray<string> => {
   const dir = readersDirOf(repo)
   let names: string[] = []
   try {
     names = readdirSync(dir)
-  } catch {
-    return []
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ENOENT" ? [] : [`unknown (${dir} unreadable)`]
   }
-  const live: number[] = []
+  const ours = pidNamespace()
+  const live: string[] = []
   for (const name of names) {
     const entry = path.join(dir, name)
-    let text = ""
+    let text: string
     try {
       text = readFileSync(entry, "utf8")
-    } catch {
-      continue // gone meanwhile
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") live.push(`unknown (${entry} unreadable)`)
+      continue // else gone meanwhile
     }
-    const pid = Number(text.split(" ")[0])
+    const [pidText, start, namespace] = text.trim().split(" ")
+    const pid = Number(pidText)
+    if (namespace !== undefined && namespace !== ours) {
+      live.push(`${pidText} in another pid namespace`)
+      continue
+    }
+    const now = Number.isInteger(pid) && pid > 0 ? processStamp(pid) : undefined
     // the same process, not another that took its pid since
-    if (Number.isInteger(pid) && pid > 0 && processStamp(pid) === text) live.push(pid)
-    else rmSync(entry, { force: true })
+    if (now !== undefined && now === `${pid} ${start}`) live.push(String(pid))
+    else if (now === undefined && Number.isInteger(pid) && pid > 0 && !gone(pid)) live.push(`${pid} (hidden from us)`)
+    else removeQuietly(entry)
   }
   return live
+}
+
+/** Whether no process `pid` exists (as opposed to one /proc does not show us). */
+const gone = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return false
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ESRCH"
+  }
+}
+
+const pidNamespace = () => {
+  try {
+    return readlinkSync("/proc/self/ns/pid")
+  } catch {
+    return undefined
+  }
+}
+
+const removeQuietly = (file: string) => {
+  try {
+    rmSync(file, { force: true })
+  } catch {
+    // another user's: it stays, and counts by its process like any other
+  }
+}
+
+const writeReadable = (file: string, text: string) => {
+  writeFileSync(file, text)
+  chmodSync(file, 0o644)
 }
 
 /** `PID STARTTIME` (clock ticks since boot, from /proc/PID/stat): one process, even after its pid is reused. */
@@ -192,13 +257,12 @@ const takeLock = (repo: Repo, file: string, argv: ReadonlyArray<string>, deadlin
  */
 const writerAt = (file: string): boolean | undefined => {
   try {
-    const { dev, ino } = statSync(file, { bigint: true })
-    const hex = (n: bigint) => n.toString(16).padStart(2, "0")
-    // the kernel's encoding of a device number (new_decode_dev)
-    const id = `${hex((dev >> 8n) & 0xfffn)}:${hex((dev & 0xffn) | ((dev >> 12n) & 0xfff00n))}:${ino}`
+    // by inode alone: /proc/locks names the superblock's device, which stat does not give on btrfs
+    // or overlayfs; a lock on the same inode number elsewhere only sends a reader the flock way
+    const ino = String(statSync(file).ino)
     return readFileSync("/proc/locks", "utf8")
       .split("\n")
-      .some((l) => /\bFLOCK\s+ADVISORY\s+WRITE\s/.test(l) && l.split(/\s+/).includes(id))
+      .some((l) => /\bFLOCK\s+ADVISORY\s+WRITE\s/.test(l) && l.split(/\s+/).some((f) => f.split(":")[2] === ino))
   } catch {
     return undefined
   }
