@@ -12,6 +12,7 @@ import * as Ostree from "./Ostree.ts"
 import * as Images from "./Images.ts"
 import * as Pull from "./Pull.ts"
 import * as Layers from "./Layers.ts"
+import * as RepoLock from "./RepoLock.ts"
 import * as RuntimeSpec from "./RuntimeSpec.ts"
 import * as Containers from "./Containers.ts"
 import { runtimeNames } from "./Runtimes.ts"
@@ -155,7 +156,7 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
             if (v.json) return
             if (e.kind === "layer") console.error(`  layer ${e.done}/${e.total} ${e.digest.slice(7, 19)} ${e.state} (${e.size} bytes)`)
             if (e.kind === "unchanged") console.error(`  unchanged: the repo already holds this manifest (${e.digest.slice(0, 19)})`)
-            if (e.kind === "waiting") console.error(`  waiting for the repo's lock, held by ${e.holder}`)
+            if (e.kind === "waiting") console.error(`  ${RepoLock.waitingNote(e.holder)}`)
           },
         })
         out(`${r.image.name} ${r.image.digest}${r.skipped ? " (unchanged)" : ""}\n${r.layersImported} layers imported, ${r.layersReused} reused`, {
@@ -215,7 +216,7 @@ export const main = async (argvIn: ReadonlyArray<string>): Promise<number> => {
         if (order !== "union" && order !== "union-add") throw new Usage(`--order takes union or union-add, not ${order}`)
         const image = yield* Images.get(yield* openRepo(), args[0]!)
         if (v.copy && v.shared) throw new Usage("--copy makes a private writable tree, --shared uses the image's read-only one: pick one")
-        const waiting = (holder: string) => console.error(`  waiting for the repo's lock, held by ${holder}`)
+        const waiting = (holder: string) => console.error(`  ${RepoLock.waitingNote(holder)}`)
         const bundle = yield* Layers.applyLayers({ image, into: args[1]!, order, link: v.copy ? "copy" : "hardlink", shared: v.shared, waiting })
         out(`${bundle.rootfs} (${bundle.link}, ${bundle.order})`, { bundle: bundle.path, rootfs: bundle.rootfs, link: bundle.link, order: bundle.order })
         return 0

@@ -12,6 +12,9 @@ import { CommandFailed, type ToolMissing } from "./Errors.ts"
 import type { Repo } from "./Ostree.ts"
 import { Spawn } from "./Spawn.ts"
 
+/** What a command says while it waits for the lock: the CLI and recipes word it alike. */
+export const waitingNote = (holder: string): string => `waiting for the repo's lock, held by ${holder}`
+
 /** The file locked: in the repo's own folder of ours, so every user of the repo meets it. */
 export const lockFileOf = (repo: Repo): string => path.join(repo.path, "syscontainers", "lock")
 
@@ -88,7 +91,7 @@ export const hold = (repo: Repo, doing: string, o: HoldOptions = {}): Effect.Eff
   })
 
 /**
- * Where checkouts under way register, one file each (`PID STARTTIME`), so that a checkout with no
+ * Where checkouts under way register, one file each (`PID STARTTIME PIDNAMESPACE`), so that a checkout with no
  * writer about needs no process of its own: a writer, once it holds the lock, waits for them.
  */
 export const readersDirOf = (repo: Repo): string => path.join(repo.path, "syscontainers", "readers")
@@ -211,8 +214,8 @@ const removeQuietly = (file: string) => {
   }
 }
 
-const writeReadable = (file: string, text: string) => {
-  writeFileSync(file, text)
+const writeReadable = (file: string, text: string, flag = "w") => {
+  writeFileSync(file, text, { flag })
   chmodSync(file, 0o644)
 }
 
@@ -270,8 +273,7 @@ const writerAt = (file: string): boolean | undefined => {
 
 const createReadable = (file: string) => {
   try {
-    writeFileSync(file, "", { flag: "wx" })
-    chmodSync(file, 0o644)
+    writeReadable(file, "", "wx")
   } catch {
     // there already, or a repo we may not write to
   }

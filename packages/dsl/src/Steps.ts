@@ -10,6 +10,7 @@ import * as Ostree from "@syscontainers/core/Ostree"
 import type { Repo } from "@syscontainers/core/Ostree"
 import * as Pull from "@syscontainers/core/Pull"
 import * as Images from "@syscontainers/core/Images"
+import * as RepoLock from "@syscontainers/core/RepoLock"
 import type { Image } from "@syscontainers/core/Images"
 import * as Layers from "@syscontainers/core/Layers"
 import type { Bundle, LayerOrder } from "@syscontainers/core/Layers"
@@ -77,7 +78,7 @@ export const pullImage = <O, D>(
           if (e.kind === "fetch") c.emit({ kind: "progress", text: `fetching ${e.source}` })
           if (e.kind === "fetched") c.emit({ kind: "progress", text: `${e.layers} layers, ${e.bytes} bytes` })
           if (e.kind === "layer") c.emit({ kind: "progress", text: `layer ${e.done}/${e.total} ${e.digest.slice(7, 19)} ${e.state} (${e.size} bytes)` })
-          if (e.kind === "waiting") c.emit({ kind: "progress", text: `waiting for the repo's lock, held by ${e.holder}` })
+          if (e.kind === "waiting") c.emit({ kind: "progress", text: RepoLock.waitingNote(e.holder) })
         },
       })
       c.emit({
@@ -168,7 +169,7 @@ export const checkoutLayers = <O, D>(
           yield* Layers.removeCheckout(dir)
           if (marker) c.emit({ kind: "note", text: `bundle ${dir} held ${marker.digest.slice(0, 19)}… (${marker.order}): checked out anew, its other files kept` })
         }
-        const bundle = yield* Layers.applyLayers({ image, into: dir, order, waiting: (holder) => c.emit({ kind: "progress", text: `waiting for the repo's lock, held by ${holder}` }) })
+        const bundle = yield* Layers.applyLayers({ image, into: dir, order, waiting: (holder) => c.emit({ kind: "progress", text: RepoLock.waitingNote(holder) }) })
         c.emit({ kind: "note", text: `${image.manifest.layers.length} layers checked out (${order}, ${bundle.link}s from the repo) into ${bundle.rootfs}` })
         return bundle
       }),
